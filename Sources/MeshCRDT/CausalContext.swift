@@ -1,0 +1,193 @@
+/// The set of dots a replica has seen: a version vector plus a dot cloud.
+///
+/// Contiguous histories are kept in the version vector; dots that arrived out of
+/// order wait in the cloud until the gap before them fills, at which point they
+/// are folded into the vector (compaction). Observed-remove types keep exactly one
+/// causal context per object, so their metadata is O(replicas + out-of-order dots)
+/// and never grows with the number of removed elements.
+///
+/// ### Invariants
+/// - `dotCloud` is sorted and free of repeats;
+/// - every dot in the cloud is at least two past the vector's entry for its
+///   replica (a dot the vector covers is dropped; the next one is folded in).
+public struct CausalContext: Hashable, Sendable, CustomStringConvertible {
+    @usableFromInline
+    package var vector: VersionVector
+    @usableFromInline
+    package var cloud: [Dot]
+
+    /// The empty context (nothing seen).
+    @inlinable
+    public init() {
+        vector = VersionVector()
+        cloud = []
+    }
+
+    /// The context covering exactly `vector`.
+    @inlinable
+    public init(_ vector: VersionVector) {
+        self.vector = vector
+        cloud = []
+    }
+
+    /// The context covering exactly the given dots (compacted).
+    public init(dots: some Sequence<Dot>) {
+        self.init()
+        cloud = Array(Set(dots)).sorted()
+        compact()
+    }
+
+    /// Creates a context from its canonical parts; `nil` unless `dotCloud` is sorted,
+    /// free of repeats, and every dot in it is at least two past `versionVector`.
+    public init?(versionVector: VersionVector, dotCloud: [Dot]) {
+        for index in dotCloud.indices {
+            if index > 0 && !(dotCloud[index - 1] < dotCloud[index]) { return nil }
+            let dot = dotCloud[index]
+            if dot.counter <= versionVector[dot.replica] + 1 { return nil }
+        }
+        vector = versionVector
+        cloud = dotCloud
+    }
+
+    /// The compacted, contiguous part of the context.
+    @inlinable
+    public var versionVector: VersionVector { vector }
+
+    /// The dots seen out of order, sorted.
+    @inlinable
+    public var dotCloud: [Dot] { cloud }
+
+    /// Whether nothing was seen.
+    @inlinable
+    public var isEmpty: Bool { vector.isEmpty && cloud.isEmpty }
+
+    /// Whether `dot` was seen.
+    @inlinable
+    public func contains(_ dot: Dot) -> Bool {
+        if vector.contains(dot) { return true }
+        if cloud.isEmpty { return false }
+        return cloudIndex(of: dot).found
+    }
+
+    @inlinable
+    func cloudIndex(of dot: Dot) -> (found: Bool, index: Int) {
+        var low = 0
+        var high = cloud.count
+        while low < high {
+            let mid = (low &+ high) >> 1
+            if cloud[mid] == dot { return (true, mid) }
+            if cloud[mid] < dot { low = mid &+ 1 } else { high = mid }
+        }
+        return (false, low)
+    }
+
+    /// The next unused dot of `replica`: one past every dot of it seen so far.
+    @inlinable
+    public func nextDot(for replica: ReplicaID) -> Dot {
+        var highest = vector[replica]
+        if !cloud.isEmpty {
+            for dot in cloud where dot.replica == replica {
+                highest = max(highest, dot.counter)
+            }
+        }
+        return Dot(replica: replica, counter: highest + 1)
+    }
+
+    /// Records `dot` as seen, folding the cloud into the vector where it becomes
+    /// contiguous.
+    @inlinable
+    public mutating func insert(_ dot: Dot) {
+        let current = vector[dot.replica]
+        if dot.counter <= current { return }
+        if dot.counter == current + 1 {
+            vector[dot.replica] = dot.counter
+            if !cloud.isEmpty { compact() }
+            return
+        }
+        let position = cloudIndex(of: dot)
+        if !position.found { cloud.insert(dot, at: position.index) }
+    }
+
+    /// Takes the next dot of `replica` and records it: the dot of a new local event.
+    @inlinable
+    public mutating func issueDot(for replica: ReplicaID) -> Dot {
+        if cloud.isEmpty { return vector.increment(replica) }
+        let dot = nextDot(for: replica)
+        insert(dot)
+        return dot
+    }
+
+    /// Adds everything `other` has seen.
+    ///
+    /// - Complexity: O(n + m) plus compaction of the combined cloud.
+    public mutating func merge(_ other: CausalContext) {
+        vector.merge(other.vector)
+        if !other.cloud.isEmpty {
+            if cloud.isEmpty {
+                cloud = other.cloud
+            } else {
+                cloud = Self.union(cloud, other.cloud)
+            }
+        }
+        if !cloud.isEmpty { compact() }
+    }
+
+    /// The union of `self` and `other`.
+    public func merging(_ other: CausalContext) -> CausalContext {
+        var copy = self
+        copy.merge(other)
+        return copy
+    }
+
+    static func union(_ left: [Dot], _ right: [Dot]) -> [Dot] {
+        var result: [Dot] = []
+        result.reserveCapacity(left.count + right.count)
+        var leftIndex = 0
+        var rightIndex = 0
+        while leftIndex < left.count || rightIndex < right.count {
+            if rightIndex == right.count || (leftIndex < left.count && left[leftIndex] < right[rightIndex]) {
+                result.append(left[leftIndex])
+                leftIndex += 1
+            } else if leftIndex == left.count || right[rightIndex] < left[leftIndex] {
+                result.append(right[rightIndex])
+                rightIndex += 1
+            } else {
+                result.append(left[leftIndex])
+                leftIndex += 1
+                rightIndex += 1
+            }
+        }
+        return result
+    }
+
+    /// Folds cloud dots that became contiguous into the vector and drops the ones
+    /// the vector already covers. One pass: the cloud is sorted by (replica, counter).
+    @usableFromInline
+    mutating func compact() {
+        var kept: [Dot] = []
+        var index = 0
+        while index < cloud.count {
+            let replica = cloud[index].replica
+            var counter = vector[replica]
+            let start = counter
+            while index < cloud.count && cloud[index].replica == replica {
+                let dot = cloud[index]
+                if dot.counter == counter + 1 {
+                    counter += 1
+                } else if dot.counter > counter {
+                    kept.append(dot)
+                }
+                index += 1
+            }
+            if counter != start { vector[replica] = counter }
+        }
+        // Within one replica the dots ascend, so once a gap is kept no later dot
+        // of that replica can close it: `kept` is already canonical.
+        cloud = kept
+    }
+
+    /// `vector + cloud`.
+    public var description: String {
+        cloud.isEmpty ? vector.description : "\(vector) + [\(cloud.map(\.description).joined(separator: ", "))]"
+    }
+}

@@ -1,0 +1,257 @@
+/// One last-writer-wins write: a value, when it was written, and by whom.
+///
+/// Writes are totally ordered by `(timestamp, replica)`; the greater one wins.
+/// A hybrid logical clock never issues the same timestamp twice at one replica,
+/// so that pair identifies a write.
+public struct LWWWrite<Value: Hashable & Sendable>: Hashable, Sendable {
+    /// The value written.
+    public let value: Value
+    /// When it was written (hybrid logical clock).
+    public let timestamp: HLCTimestamp
+    /// The replica that wrote it (breaks timestamp ties).
+    public let replica: ReplicaID
+
+    /// Creates a write.
+    @inlinable
+    public init(value: Value, timestamp: HLCTimestamp, replica: ReplicaID) {
+        self.value = value
+        self.timestamp = timestamp
+        self.replica = replica
+    }
+
+    /// Whether `self` loses to `other` under last-writer-wins.
+    @inlinable
+    public func isOlder(than other: LWWWrite) -> Bool {
+        timestamp != other.timestamp ? timestamp < other.timestamp : replica < other.replica
+    }
+}
+
+/// A last-writer-wins register: the write with the greatest `(timestamp, replica)`.
+///
+/// The bottom element holds no value. Merge keeps the greater write, so it is
+/// deterministic on every replica. Two different values under one
+/// `(timestamp, replica)` can only come from a faulty writer; merge then keeps
+/// the value already held.
+public struct LWWRegister<Value: Hashable & Sendable>: DeltaCRDT {
+    @usableFromInline
+    var storedWrite: LWWWrite<Value>?
+
+    /// The winning write, if any.
+    @inlinable
+    public var write: LWWWrite<Value>? { storedWrite }
+
+    /// The empty register.
+    @inlinable
+    public init() { storedWrite = nil }
+
+    /// A register holding `write`.
+    @inlinable
+    public init(_ write: LWWWrite<Value>?) { storedWrite = write }
+
+    /// The current value, if any.
+    @inlinable
+    public var value: Value? { write?.value }
+
+    /// Whether nothing was written.
+    @inlinable
+    public var isBottom: Bool { write == nil }
+
+    /// Writes `value` with `timestamp` at `replica`; returns the delta (the write).
+    ///
+    /// Take `timestamp` from the replica's `HybridLogicalClock`: a timestamp older
+    /// than the current write loses, and the register keeps the current value.
+    @inlinable
+    @discardableResult
+    public mutating func set(_ value: Value, timestamp: HLCTimestamp, at replica: ReplicaID) -> LWWRegister {
+        let delta = LWWRegister(LWWWrite(value: value, timestamp: timestamp, replica: replica))
+        merge(delta)
+        return delta
+    }
+
+    /// Keeps the greater write.
+    @inlinable
+    public mutating func merge(_ other: LWWRegister) {
+        guard let incoming = other.write else { return }
+        guard let current = storedWrite else {
+            storedWrite = incoming
+            return
+        }
+        if current.isOlder(than: incoming) { storedWrite = incoming }
+    }
+}
+
+/// A last-writer-wins map: a dotted map of registers without tombstones.
+///
+/// `set` replaces the writes it observed for its key and adds one new write
+/// with a fresh dot; `remove` deletes the writes it observed (observed-remove),
+/// so a set concurrent with a remove wins, and nothing is kept for a removed key.
+/// Writes to one key that did not see each other are all kept and the read
+/// returns the greatest `(timestamp, replica)`; the next `set` of that key
+/// collapses them. Metadata is O(keys + concurrent writes + replicas).
+///
+/// ### Invariants
+/// - Each key's writes are non-empty, sorted by dot, without repeated dots;
+/// - every dot is in `context`.
+public struct LWWMap<Key: Hashable & Sendable, Value: Hashable & Sendable>: DeltaCRDT {
+    /// A write together with the dot that identifies it in the map.
+    public struct Entry: Hashable, Sendable {
+        /// The event that wrote this entry.
+        public let dot: Dot
+        /// The write.
+        public let write: LWWWrite<Value>
+
+        /// Creates an entry.
+        @inlinable
+        public init(dot: Dot, write: LWWWrite<Value>) {
+            self.dot = dot
+            self.write = write
+        }
+    }
+
+    @usableFromInline
+    package var entries: [Key: [Entry]]
+    @usableFromInline
+    package var causalContext: CausalContext
+
+    /// The empty map that has seen nothing.
+    @inlinable
+    public init() {
+        entries = [:]
+        causalContext = CausalContext()
+    }
+
+    @inlinable
+    init(uncheckedEntries entries: [Key: [Entry]], context: CausalContext) {
+        self.entries = entries
+        self.causalContext = context
+    }
+
+    /// Creates a map from its parts (for decoders); `nil` unless every key has a
+    /// non-empty list of entries sorted by dot, without repeated dots, all in `context`.
+    public init?(entries: [Key: [Entry]], context: CausalContext) {
+        for list in entries.values {
+            if list.isEmpty || !isWellFormed(list, in: context, dot: \.dot) { return nil }
+        }
+        self.init(uncheckedEntries: entries, context: context)
+    }
+
+    /// The winning value of `key`, if the key is present.
+    @inlinable
+    public subscript(key: Key) -> Value? {
+        guard let list = entries[key] else { return nil }
+        return Self.winner(of: list).write.value
+    }
+
+    /// The winning write of `key`, if present.
+    @inlinable
+    public func write(for key: Key) -> LWWWrite<Value>? {
+        guard let list = entries[key] else { return nil }
+        return Self.winner(of: list).write
+    }
+
+    @inlinable
+    static func winner(of list: [Entry]) -> Entry {
+        var best = list[0]
+        for entry in list.dropFirst() where best.write.isOlder(than: entry.write) { best = entry }
+        return best
+    }
+
+    /// The present keys, in no particular order.
+    public var keys: Set<Key> { Set(entries.keys) }
+
+    /// The present keys with their winning values.
+    public var values: [Key: Value] { entries.mapValues { Self.winner(of: $0).write.value } }
+
+    /// The number of present keys.
+    @inlinable
+    public var count: Int { entries.count }
+
+    /// Whether `key` is present.
+    @inlinable
+    public func contains(_ key: Key) -> Bool { entries[key] != nil }
+
+    /// Every key's entries (concurrent writes included), for encoders.
+    public var dottedEntries: [Key: [Entry]] { entries }
+
+    /// Every dot this replica has seen.
+    @inlinable
+    public var context: CausalContext { causalContext }
+
+    /// Whether the map holds nothing and has seen nothing.
+    @inlinable
+    public var isBottom: Bool { entries.isEmpty && causalContext.isEmpty }
+
+    /// Sets `key` to `value` with `timestamp` at `replica`; returns the delta.
+    ///
+    /// The write replaces every write of `key` observed here, whatever its
+    /// timestamp: a later local write is causally after them. Writes this replica
+    /// has not seen still compete by `(timestamp, replica)` when they arrive.
+    @inlinable
+    @discardableResult
+    public mutating func set(_ key: Key, to value: Value, timestamp: HLCTimestamp, at replica: ReplicaID) -> LWWMap {
+        let dot = causalContext.issueDot(for: replica)
+        let entry = Entry(dot: dot, write: LWWWrite(value: value, timestamp: timestamp, replica: replica))
+        let previous = entries.updateValue([entry], forKey: key)
+        var deltaContext = CausalContext()
+        if let previous {
+            for old in previous { deltaContext.insert(old.dot) }
+        }
+        deltaContext.insert(dot)
+        return LWWMap(uncheckedEntries: [key: [entry]], context: deltaContext)
+    }
+
+    /// Removes `key` (observed-remove); returns the delta, bottom when absent.
+    @inlinable
+    @discardableResult
+    public mutating func remove(_ key: Key) -> LWWMap {
+        guard let previous = entries.removeValue(forKey: key) else { return LWWMap() }
+        var deltaContext = CausalContext()
+        for old in previous { deltaContext.insert(old.dot) }
+        return LWWMap(uncheckedEntries: [:], context: deltaContext)
+    }
+
+    /// Joins `other` into `self`, key by key (see `ORSet.merge` for the shape).
+    @inlinable
+    public mutating func merge(_ other: LWWMap) {
+        if other.isBottom { return }
+        var removals: [Key] = []
+        if !other.causalContext.isEmpty {
+            var index = entries.startIndex
+            while index != entries.endIndex {
+                let mine = entries.values[index]
+                if mine.contains(where: { other.causalContext.contains($0.dot) })
+                    && other.entries[entries.keys[index]] == nil
+                {
+                    let kept = mine.filter { !other.causalContext.contains($0.dot) }
+                    if kept.isEmpty {
+                        removals.append(entries.keys[index])
+                    } else {
+                        entries.values[index] = kept
+                    }
+                }
+                entries.formIndex(after: &index)
+            }
+        }
+        for (key, theirs) in other.entries {
+            if let index = entries.index(forKey: key) {
+                let mine = entries.values[index]
+                if mine == theirs { continue }
+                let joined = joinDotted(mine, causalContext, theirs, other.causalContext, dot: \.dot)
+                if joined.isEmpty {
+                    removals.append(key)
+                } else {
+                    entries.values[index] = joined
+                }
+            } else {
+                let fresh = theirs.filter { !causalContext.contains($0.dot) }
+                if !fresh.isEmpty { entries[key] = fresh }
+            }
+        }
+        for key in removals { entries[key] = nil }
+        causalContext.merge(other.causalContext)
+    }
+
+    public static func == (lhs: LWWMap, rhs: LWWMap) -> Bool {
+        lhs.causalContext == rhs.causalContext && lhs.entries == rhs.entries
+    }
+}

@@ -1,0 +1,169 @@
+/// An add-wins observed-remove set without tombstones (Bieniusa et al. 2012,
+/// in its delta-state form from Almeida, Shoker, Baquero 2018).
+///
+/// Each present element keeps the dots of the adds that put it there; one causal
+/// context records every dot the replica has seen. A remove deletes the element
+/// and its delta carries the removed dots in its context and no entries: a
+/// replica that receives it drops exactly those dots, while an add it has not
+/// seen (a concurrent add, with a dot outside the remove's context) survives.
+/// That is add-wins. A removed element leaves nothing behind: metadata is
+/// O(present elements + replicas + out-of-order dots).
+///
+/// ### Invariants
+/// - No element maps to an empty dot set;
+/// - every dot held by an element is in `context`.
+public struct ORSet<Element: Hashable & Sendable>: DeltaCRDT {
+    @usableFromInline
+    package var entries: [Element: DotSet]
+    @usableFromInline
+    package var causalContext: CausalContext
+
+    /// The empty set that has seen nothing.
+    @inlinable
+    public init() {
+        entries = [:]
+        causalContext = CausalContext()
+    }
+
+    @inlinable
+    init(uncheckedEntries entries: [Element: DotSet], context: CausalContext) {
+        self.entries = entries
+        self.causalContext = context
+    }
+
+    /// Creates a set from its parts (for decoders); `nil` when a dot set is empty
+    /// or holds a dot the context has not seen.
+    public init?(entries: [Element: DotSet], context: CausalContext) {
+        for dots in entries.values {
+            if dots.isEmpty { return nil }
+            for dot in dots where !context.contains(dot) { return nil }
+        }
+        self.init(uncheckedEntries: entries, context: context)
+    }
+
+    /// Every dot this replica has seen, present or removed.
+    @inlinable
+    public var context: CausalContext { causalContext }
+
+    /// Whether `element` is present.
+    @inlinable
+    public func contains(_ element: Element) -> Bool {
+        entries[element] != nil
+    }
+
+    /// The present elements, in no particular order.
+    public var elements: Set<Element> { Set(entries.keys) }
+
+    /// The number of present elements.
+    @inlinable
+    public var count: Int { entries.count }
+
+    /// Whether no element is present.
+    @inlinable
+    public var isEmpty: Bool { entries.isEmpty }
+
+    /// The dots that keep `element` alive (empty when absent).
+    @inlinable
+    public func dots(of element: Element) -> DotSet {
+        entries[element] ?? DotSet()
+    }
+
+    /// The present elements with their dots (for encoders), in no particular order.
+    public var dottedElements: [Element: DotSet] { entries }
+
+    /// Whether the set holds nothing and has seen nothing.
+    @inlinable
+    public var isBottom: Bool { entries.isEmpty && causalContext.isEmpty }
+
+    /// Adds `element` at `replica`; returns the delta.
+    ///
+    /// The new dot replaces the dots the element had here, and the delta's context
+    /// covers both, so re-adding an element does not grow its metadata.
+    @inlinable
+    @discardableResult
+    public mutating func insert(_ element: Element, at replica: ReplicaID) -> ORSet {
+        let dot = causalContext.issueDot(for: replica)
+        let previous = entries.updateValue(DotSet(dot), forKey: element)
+        var deltaContext = CausalContext()
+        if let previous {
+            for old in previous { deltaContext.insert(old) }
+        }
+        deltaContext.insert(dot)
+        return ORSet(uncheckedEntries: [element: DotSet(dot)], context: deltaContext)
+    }
+
+    /// Removes `element` (observed-remove); returns the delta, the bottom element
+    /// when `element` was absent.
+    @inlinable
+    @discardableResult
+    public mutating func remove(_ element: Element) -> ORSet {
+        guard let previous = entries.removeValue(forKey: element) else { return ORSet() }
+        var deltaContext = CausalContext()
+        for old in previous { deltaContext.insert(old) }
+        return ORSet(uncheckedEntries: [:], context: deltaContext)
+    }
+
+    /// Removes every present element (observed-remove); returns the delta.
+    @discardableResult
+    public mutating func removeAll() -> ORSet {
+        let removed = CausalContext(dots: entries.values.lazy.flatMap { $0 })
+        entries = [:]
+        return ORSet(uncheckedEntries: [:], context: removed)
+    }
+
+    /// Joins `other` into `self`.
+    ///
+    /// For each element: the dots both sides hold, plus each side's dots the other
+    /// side's context has not seen. Elements left without dots are removed.
+    ///
+    /// - Complexity: O(n + m) dictionary operations; an element of `self` is looked
+    ///   up in `other` only when `other` has seen one of its dots.
+    @inlinable
+    public mutating func merge(_ other: ORSet) {
+        if other.isBottom { return }
+        var removals: [Element] = []
+        // Elements only here: drop the dots `other` has seen (it removed them).
+        if !other.causalContext.isEmpty {
+            var index = entries.startIndex
+            while index != entries.endIndex {
+                let mine = entries.values[index]
+                if mine.intersects(other.causalContext) && other.entries[entries.keys[index]] == nil {
+                    let kept = mine.subtracting(other.causalContext)
+                    if kept.isEmpty {
+                        removals.append(entries.keys[index])
+                    } else {
+                        entries.values[index] = kept
+                    }
+                }
+                entries.formIndex(after: &index)
+            }
+        }
+        // Elements there: join with ours, or take the dots we have not seen.
+        for (element, theirs) in other.entries {
+            if let index = entries.index(forKey: element) {
+                let mine = entries.values[index]
+                if mine == theirs { continue }
+                let joined = DotSet.join(mine, causalContext, theirs, other.causalContext)
+                if joined.isEmpty {
+                    removals.append(element)
+                } else {
+                    entries.values[index] = joined
+                }
+            } else {
+                let fresh = theirs.subtracting(causalContext)
+                if !fresh.isEmpty { entries[element] = fresh }
+            }
+        }
+        for element in removals { entries[element] = nil }
+        causalContext.merge(other.causalContext)
+    }
+
+    public static func == (lhs: ORSet, rhs: ORSet) -> Bool {
+        lhs.causalContext == rhs.causalContext && lhs.entries == rhs.entries
+    }
+}
+
+extension ORSet: CustomStringConvertible {
+    /// `ORSet([elements…])`, element order unspecified.
+    public var description: String { "ORSet(\(Array(entries.keys)))" }
+}
