@@ -3,6 +3,7 @@
 // StateMesh: a leaderless, causally consistent state mesh of delta-state CRDTs.
 // Layers, lowest first (arrows only point down; see ../shared/DESIGN.md):
 //   MeshCRDT -> MeshCodec -> (MeshReplication -> MeshSimulation)
+//   CSodium -> MeshSecurity -> MeshTransport
 import PackageDescription
 
 /// Every target of ours is built in the Swift 6 language mode with warnings as errors.
@@ -18,8 +19,14 @@ let package = Package(
         .library(name: "MeshCRDT", targets: ["MeshCRDT"]),
         .library(name: "MeshCodec", targets: ["MeshCodec"]),
         .library(name: "MeshTesting", targets: ["MeshTesting"]),
+        .library(name: "MeshSecurity", targets: ["MeshSecurity"]),
+        .library(name: "MeshTransport", targets: ["MeshTransport"]),
     ],
     dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
         .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.1"),
     ],
     targets: [
@@ -31,6 +38,29 @@ let package = Package(
             dependencies: [
                 "MeshCRDT", "MeshCodec",
                 .product(name: "PropertyBased", package: "swift-property-based"),
+            ],
+            swiftSettings: strictSettings
+        ),
+
+        // MARK: Security and transport
+        .systemLibrary(
+            name: "CSodium",
+            pkgConfig: "libsodium",
+            providers: [.apt(["libsodium-dev"])]
+        ),
+        .target(
+            name: "MeshSecurity",
+            dependencies: ["CSodium"],
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "MeshTransport",
+            dependencies: [
+                "MeshSecurity",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
             ],
             swiftSettings: strictSettings
         ),
@@ -49,6 +79,29 @@ let package = Package(
             dependencies: [
                 "MeshCRDT", "MeshCodec", "MeshTesting",
                 .product(name: "PropertyBased", package: "swift-property-based"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "MeshSecurityTests",
+            dependencies: [
+                "MeshSecurity",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            exclude: ["Vectors"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "MeshTransportTests",
+            dependencies: [
+                "MeshTransport", "MeshSecurity",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOTestUtils", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "MetricsTestKit", package: "swift-metrics"),
             ],
             swiftSettings: strictSettings
         ),

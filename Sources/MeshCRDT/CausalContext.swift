@@ -30,6 +30,18 @@ public struct CausalContext: Hashable, Sendable, CustomStringConvertible {
         cloud = []
     }
 
+    /// The context covering exactly `dot`: what `insert(dot)` makes of the empty
+    /// context, built without the general insertion path (the delta of a local write).
+    @inlinable
+    init(only dot: Dot) {
+        self.init()
+        if dot.counter == 1 {
+            vector.storage = [VersionVector.Entry(replica: dot.replica, counter: 1)]
+        } else if dot.counter > 1 {
+            cloud = [dot]
+        }
+    }
+
     /// The context covering exactly the given dots (compacted).
     public init(dots: some Sequence<Dot>) {
         self.init()
@@ -43,7 +55,9 @@ public struct CausalContext: Hashable, Sendable, CustomStringConvertible {
         for index in dotCloud.indices {
             if index > 0 && !(dotCloud[index - 1] < dotCloud[index]) { return nil }
             let dot = dotCloud[index]
-            if dot.counter <= versionVector[dot.replica] + 1 { return nil }
+            // `counter - covered < 2` rather than `counter <= covered + 1`, which overflows at UInt64.max.
+            let covered = versionVector[dot.replica]
+            if dot.counter <= covered || dot.counter - covered < 2 { return nil }
         }
         vector = versionVector
         cloud = dotCloud
@@ -93,6 +107,28 @@ public struct CausalContext: Hashable, Sendable, CustomStringConvertible {
         return Dot(replica: replica, counter: highest + 1)
     }
 
+    /// Whether `predicate` holds for every dot of the context, when the context
+    /// has at most `limit` dots (a delta's); `nil`, without calling `predicate`,
+    /// for a larger context.
+    @inlinable
+    func allDots(ifAtMost limit: Int, satisfy predicate: (Dot) -> Bool) -> Bool? {
+        var total = cloud.count
+        for entry in vector.storage {
+            if entry.counter > UInt64(limit) { return nil }
+            total += Int(entry.counter)
+            if total > limit { return nil }
+        }
+        for entry in vector.storage {
+            var counter: UInt64 = 1
+            while counter <= entry.counter {
+                if !predicate(Dot(replica: entry.replica, counter: counter)) { return false }
+                counter += 1
+            }
+        }
+        for dot in cloud where !predicate(dot) { return false }
+        return true
+    }
+
     /// Records `dot` as seen, folding the cloud into the vector where it becomes
     /// contiguous.
     @inlinable
@@ -121,6 +157,12 @@ public struct CausalContext: Hashable, Sendable, CustomStringConvertible {
     ///
     /// - Complexity: O(n + m) plus compaction of the combined cloud.
     public mutating func merge(_ other: CausalContext) {
+        // A delta of one local write covers one dot: insert it without the
+        // general union and compaction (the canonical result is the same).
+        if other.vector.isEmpty && other.cloud.count == 1 {
+            insert(other.cloud[0])
+            return
+        }
         vector.merge(other.vector)
         if !other.cloud.isEmpty {
             if cloud.isEmpty {
@@ -172,7 +214,9 @@ public struct CausalContext: Hashable, Sendable, CustomStringConvertible {
             let start = counter
             while index < cloud.count && cloud[index].replica == replica {
                 let dot = cloud[index]
-                if dot.counter == counter + 1 {
+                // Compared as a difference: `counter + 1` overflows when a remote
+                // context saturated this replica's counter at UInt64.max.
+                if dot.counter > counter && dot.counter - counter == 1 {
                     counter += 1
                 } else if dot.counter > counter {
                     kept.append(dot)

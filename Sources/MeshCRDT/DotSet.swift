@@ -62,6 +62,14 @@ public struct DotSet: Hashable, Sendable, Sequence, CustomStringConvertible {
         }
     }
 
+    /// The only dot, when the set holds exactly one (almost every element of a
+    /// set): read without building the array `sorted` returns, which allocates.
+    @inlinable
+    package var onlyDot: Dot? {
+        if case .single(let dot) = storage { return dot }
+        return nil
+    }
+
     /// The dots, sorted.
     public var sorted: [Dot] {
         switch storage {

@@ -48,7 +48,8 @@ func joinDotted<Payload>(
 /// Whether `payloads` are sorted by dot without repeats and every dot is in `context`.
 func isWellFormed<Payload>(_ payloads: [Payload], in context: CausalContext, dot: (Payload) -> Dot) -> Bool {
     for index in payloads.indices {
-        if !context.contains(dot(payloads[index])) { return false }
+        // A dot numbered 0 is never issued, yet every context "contains" it.
+        if dot(payloads[index]).counter == 0 || !context.contains(dot(payloads[index])) { return false }
         if index > 0 && !(dot(payloads[index - 1]) < dot(payloads[index])) { return false }
     }
     return true
@@ -140,7 +141,7 @@ public struct EWFlag: DeltaCRDT, CustomStringConvertible {
 
     /// Creates a flag from its parts (for decoders); `nil` when a dot is not in `context`.
     public init?(dots: DotSet, context: CausalContext) {
-        for dot in dots where !context.contains(dot) { return nil }
+        for dot in dots where dot.counter == 0 || !context.contains(dot) { return nil }
         self.dots = dots
         causalContext = context
     }

@@ -190,14 +190,16 @@ public struct LWWMap<Key: Hashable & Sendable, Value: Hashable & Sendable>: Delt
     @discardableResult
     public mutating func set(_ key: Key, to value: Value, timestamp: HLCTimestamp, at replica: ReplicaID) -> LWWMap {
         let dot = causalContext.issueDot(for: replica)
-        let entry = Entry(dot: dot, write: LWWWrite(value: value, timestamp: timestamp, replica: replica))
-        let previous = entries.updateValue([entry], forKey: key)
-        var deltaContext = CausalContext()
-        if let previous {
-            for old in previous { deltaContext.insert(old.dot) }
+        // One array for the state and the delta: they share its storage.
+        let written = [Entry(dot: dot, write: LWWWrite(value: value, timestamp: timestamp, replica: replica))]
+        guard let previous = entries.updateValue(written, forKey: key) else {
+            return LWWMap(uncheckedEntries: [key: written], context: CausalContext(only: dot))
         }
+        var deltaContext = CausalContext()
+        deltaContext.cloud.reserveCapacity(previous.count + 1)
+        for old in previous { deltaContext.insert(old.dot) }
         deltaContext.insert(dot)
-        return LWWMap(uncheckedEntries: [key: [entry]], context: deltaContext)
+        return LWWMap(uncheckedEntries: [key: written], context: deltaContext)
     }
 
     /// Removes `key` (observed-remove); returns the delta, bottom when absent.
@@ -215,7 +217,9 @@ public struct LWWMap<Key: Hashable & Sendable, Value: Hashable & Sendable>: Delt
     public mutating func merge(_ other: LWWMap) {
         if other.isBottom { return }
         var removals: [Key] = []
-        if !other.causalContext.isEmpty {
+        // Keys only here: drop the writes `other` has seen (it removed or replaced
+        // them); skipped when `other` is a delta that cannot reach another key.
+        if !other.causalContext.isEmpty && !other.reachesOnlyItsOwnKeys(in: self) {
             var index = entries.startIndex
             while index != entries.endIndex {
                 let mine = entries.values[index]
@@ -249,6 +253,20 @@ public struct LWWMap<Key: Hashable & Sendable, Value: Hashable & Sendable>: Delt
         }
         for key in removals { entries[key] = nil }
         causalContext.merge(other.causalContext)
+    }
+
+    /// Whether every dot of this (delta's) context that `receiver` has seen is
+    /// held in `receiver` under a key this map holds too (see
+    /// `ORSet.reachesOnlyItsOwnElements`): a dot is issued for one write of one key.
+    @inlinable
+    func reachesOnlyItsOwnKeys(in receiver: LWWMap) -> Bool {
+        causalContext.allDots(ifAtMost: 8) { dot in
+            if !receiver.causalContext.contains(dot) { return true }
+            for key in entries.keys {
+                if let held = receiver.entries[key], held.contains(where: { $0.dot == dot }) { return true }
+            }
+            return false
+        } ?? false
     }
 
     public static func == (lhs: LWWMap, rhs: LWWMap) -> Bool {

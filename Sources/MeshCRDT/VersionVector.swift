@@ -147,6 +147,7 @@ public struct VersionVector: Hashable, Sendable, CustomStringConvertible {
             storage = other.storage
             return
         }
+        if other.storage.count <= storage.count && mergeInPlace(other) { return }
         var result: [Entry] = []
         result.reserveCapacity(storage.count + other.storage.count)
         var left = 0
@@ -170,6 +171,26 @@ public struct VersionVector: Hashable, Sendable, CustomStringConvertible {
             }
         }
         storage = result
+    }
+
+    /// Raises counters in place when `other` names no replica missing here (the
+    /// common case once every writer is known), so no array is allocated and a
+    /// shared buffer is copied only when a counter actually grows; `false`,
+    /// leaving `self` unchanged, when `other` has a replica `self` lacks.
+    mutating func mergeInPlace(_ other: VersionVector) -> Bool {
+        var left = 0
+        for entry in other.storage {
+            while left < storage.count && storage[left].replica < entry.replica { left += 1 }
+            if left == storage.count || storage[left].replica != entry.replica { return false }
+            left += 1
+        }
+        left = 0
+        for entry in other.storage {
+            while storage[left].replica < entry.replica { left += 1 }
+            if entry.counter > storage[left].counter { storage[left].counter = entry.counter }
+            left += 1
+        }
+        return true
     }
 
     /// The pointwise maximum of `self` and `other`.

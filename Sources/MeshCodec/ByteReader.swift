@@ -51,10 +51,13 @@ public struct ByteReader: Sendable {
     }
 
     /// Reads `count` raw bytes.
-    public mutating func readBytes(count: Int, _ what: @autoclosure () -> String = "bytes") throws(CodecError) -> ArraySlice<UInt8> {
+    public mutating func readBytes(count: Int, _ what: @autoclosure () -> String = "bytes") throws(CodecError)
+        -> ArraySlice<UInt8>
+    {
         guard count >= 0, count <= remainingCount else {
             throw CodecError(
-                .truncated, at: offset, "input ended while reading \(what()): \(count) bytes wanted, \(remainingCount) left")
+                .truncated, at: offset,
+                "input ended while reading \(what()): \(count) bytes wanted, \(remainingCount) left")
         }
         let slice = bytes[offset..<offset + count]
         offset += count
@@ -93,7 +96,9 @@ public struct ByteReader: Sendable {
     }
 
     /// Reads a zig-zag signed varint.
-    public mutating func readSignedVarint(_ what: @autoclosure () -> String = "signed varint") throws(CodecError) -> Int64 {
+    public mutating func readSignedVarint(_ what: @autoclosure () -> String = "signed varint") throws(CodecError)
+        -> Int64
+    {
         let raw = try readVarint(what())
         return Int64(bitPattern: (raw >> 1) ^ (0 &- (raw & 1)))
     }
@@ -116,12 +121,27 @@ public struct ByteReader: Sendable {
 
     /// Reads a count of items that each take at least `minimumItemBytes` bytes,
     /// checked against `limit` and against the bytes left.
+    ///
+    /// - Throws: `.limitExceeded` (at the count's offset) when the count exceeds
+    ///   `limit` or the items cannot fit in the bytes left; varint errors.
     public mutating func readCount(
         limit: Int, minimumItemBytes: Int = 1, _ what: @autoclosure () -> String = "count"
     ) throws(CodecError) -> Int {
         let start = offset
         let raw = try readVarint(what())
-        guard raw <= UInt64(limit) else {
+        return try checkCount(raw, at: start, limit: limit, minimumItemBytes: minimumItemBytes, what())
+    }
+
+    /// Checks a count read by other means (e.g. folded into a tag) exactly as
+    /// `readCount` does, and returns it as an `Int`.
+    ///
+    /// - Throws: `.limitExceeded` at `start` when `raw` exceeds `limit` or
+    ///   `raw * minimumItemBytes` exceeds the bytes left.
+    public func checkCount(
+        _ raw: UInt64, at start: Int, limit: Int, minimumItemBytes: Int = 1,
+        _ what: @autoclosure () -> String = "count"
+    ) throws(CodecError) -> Int {
+        guard raw <= UInt64(max(limit, 0)) else {
             throw CodecError(.limitExceeded, at: start, "\(what()) \(raw) exceeds the limit of \(limit)")
         }
         let count = Int(raw)
@@ -135,7 +155,9 @@ public struct ByteReader: Sendable {
     }
 
     /// Reads a length-prefixed byte string of at most `limits.maximumElementBytes`.
-    public mutating func readLengthPrefixed(_ what: @autoclosure () -> String = "byte string") throws(CodecError) -> [UInt8] {
+    public mutating func readLengthPrefixed(_ what: @autoclosure () -> String = "byte string") throws(CodecError)
+        -> [UInt8]
+    {
         let length = try readCount(limit: limits.maximumElementBytes, minimumItemBytes: 1, "length of \(what())")
         return Array(try readBytes(count: length, what()))
     }
@@ -143,7 +165,8 @@ public struct ByteReader: Sendable {
     /// Reads a length-prefixed UTF-8 string.
     public mutating func readString(_ what: @autoclosure () -> String = "string") throws(CodecError) -> String {
         let start = offset
-        let raw = try readLengthPrefixed(what())
+        let length = try readCount(limit: limits.maximumElementBytes, minimumItemBytes: 1, "length of \(what())")
+        let raw = try readBytes(count: length, what())
         guard let string = String(validating: raw, as: UTF8.self) else {
             throw CodecError(.invalidUTF8, at: start, "\(what()) is not valid UTF-8")
         }

@@ -1,63 +1,91 @@
 /// Appends the binary encoding: little-endian fixed-width integers and unsigned
 /// LEB128 varints.
 public struct ByteWriter: Sendable {
+    @usableFromInline
+    var storage: [UInt8]
+
     /// The bytes written so far.
-    public internal(set) var bytes: [UInt8]
+    @inlinable
+    public var bytes: [UInt8] { storage }
+
+    /// How many bytes were written so far.
+    @inlinable
+    public var count: Int { storage.count }
 
     /// Creates an empty writer, optionally reserving capacity.
+    @inlinable
     public init(reservingCapacity capacity: Int = 0) {
-        bytes = []
-        bytes.reserveCapacity(capacity)
+        storage = []
+        storage.reserveCapacity(capacity)
+    }
+
+    /// Makes room for `additionalCount` more bytes without reallocating.
+    @inlinable
+    public mutating func reserveCapacity(additional additionalCount: Int) {
+        storage.reserveCapacity(storage.count + additionalCount)
     }
 
     /// Appends one byte.
+    @inlinable
     public mutating func writeByte(_ byte: UInt8) {
-        bytes.append(byte)
+        storage.append(byte)
     }
 
     /// Appends raw bytes.
+    @inlinable
     public mutating func writeBytes(_ raw: some Sequence<UInt8>) {
-        bytes.append(contentsOf: raw)
+        storage.append(contentsOf: raw)
     }
 
     /// Appends an unsigned LEB128 varint (1 to 10 bytes).
+    @inlinable
     public mutating func writeVarint(_ value: UInt64) {
         var remaining = value
         while remaining >= 0x80 {
-            bytes.append(UInt8(truncatingIfNeeded: remaining) | 0x80)
+            storage.append(UInt8(truncatingIfNeeded: remaining) | 0x80)
             remaining >>= 7
         }
-        bytes.append(UInt8(remaining))
+        storage.append(UInt8(remaining))
     }
 
     /// Appends a signed integer as a zig-zag varint.
+    @inlinable
     public mutating func writeSignedVarint(_ value: Int64) {
         writeVarint(UInt64(bitPattern: (value << 1) ^ (value >> 63)))
     }
 
     /// Appends a count (a varint).
+    @inlinable
     public mutating func writeCount(_ count: Int) {
         writeVarint(UInt64(count))
     }
 
     /// Appends a fixed-width little-endian 64-bit integer.
+    @inlinable
     public mutating func writeUInt64(_ value: UInt64) {
-        withUnsafeBytes(of: value.littleEndian) { bytes.append(contentsOf: $0) }
+        withUnsafeBytes(of: value.littleEndian) { storage.append(contentsOf: $0) }
     }
 
     /// Appends a fixed-width little-endian 32-bit integer.
+    @inlinable
     public mutating func writeUInt32(_ value: UInt32) {
-        withUnsafeBytes(of: value.littleEndian) { bytes.append(contentsOf: $0) }
+        withUnsafeBytes(of: value.littleEndian) { storage.append(contentsOf: $0) }
     }
 
     /// Appends a length-prefixed byte string.
+    @inlinable
     public mutating func writeLengthPrefixed(_ raw: some Collection<UInt8>) {
         writeCount(raw.count)
-        bytes.append(contentsOf: raw)
+        storage.append(contentsOf: raw)
     }
 
     /// Appends a length-prefixed UTF-8 string.
+    @inlinable
     public mutating func writeString(_ string: String) {
-        writeLengthPrefixed(Array(string.utf8))
+        var copy = string
+        copy.withUTF8 { utf8 in
+            writeCount(utf8.count)
+            storage.append(contentsOf: utf8)
+        }
     }
 }

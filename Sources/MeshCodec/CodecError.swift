@@ -25,6 +25,7 @@ public struct CodecError: Error, Hashable, Sendable, CustomStringConvertible {
         /// A string is not valid UTF-8.
         public static let invalidUTF8 = Code(name: "invalidUTF8")
 
+        /// The code's name, e.g. `truncated`.
         public var description: String { name }
     }
 
@@ -42,6 +43,7 @@ public struct CodecError: Error, Hashable, Sendable, CustomStringConvertible {
         self.message = message
     }
 
+    /// `code at byte offset: message`.
     public var description: String { "\(code) at byte \(offset): \(message)" }
 }
 

@@ -1,0 +1,64 @@
+// swift-tools-version: 6.2
+//
+// StateMesh benchmarks: a sub-package so the root package does not depend on
+// package-benchmark. Run from the repository root:
+//   swift package --package-path Benchmarks benchmark          # package-benchmark suite
+//   swift run -c release --package-path Benchmarks crdt-compare  # same-run peer comparison
+//   scripts/bench.sh                                           # both, with the rust `crdts` peer
+import PackageDescription
+
+let package = Package(
+    name: "StateMeshBenchmarks",
+    platforms: [.macOS(.v15)],
+    dependencies: [
+        // `name:` gives the root its identity; a bare path would take the folder name.
+        .package(name: "StateMesh", path: ".."),
+        // ordo-one/package-benchmark under its current name (same repository and
+        // tag; the plugin warns about the legacy `package-benchmark` identity).
+        .package(
+            url: "https://github.com/ordo-one/benchmark.git",
+            from: "1.38.1",
+            traits: ["MallocInterposer"]
+        ),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+    ],
+    targets: [
+        // package-benchmark suite: ns per operation, allocations, throughput.
+        .executableTarget(
+            name: "CRDTBenchmarks",
+            dependencies: [
+                .product(name: "MeshCRDT", package: "StateMesh"),
+                .product(name: "MeshCodec", package: "StateMesh"),
+                .product(name: "Benchmark", package: "benchmark"),
+            ],
+            path: "Benchmarks/CRDTBenchmarks",
+            swiftSettings: [.swiftLanguageMode(.v6), .treatAllWarnings(as: .error)],
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        ),
+        // Handshakes, seal/open and encrypted loopback TCP throughput.
+        .executableTarget(
+            name: "TransportBenchmarks",
+            dependencies: [
+                .product(name: "Benchmark", package: "benchmark"),
+                .product(name: "MeshSecurity", package: "StateMesh"),
+                .product(name: "MeshTransport", package: "StateMesh"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Benchmarks/TransportBenchmarks",
+            swiftSettings: [.swiftLanguageMode(.v6), .treatAllWarnings(as: .error)],
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        ),
+        // The rust `crdts` peer driver's workloads, run with our API, same output format.
+        .executableTarget(
+            name: "crdt-compare",
+            dependencies: [
+                .product(name: "MeshCRDT", package: "StateMesh"),
+                .product(name: "MeshCodec", package: "StateMesh"),
+            ],
+            path: "Sources/CRDTPeerCompare",
+            swiftSettings: [.swiftLanguageMode(.v6), .treatAllWarnings(as: .error)]
+        ),
+    ]
+)

@@ -1,0 +1,244 @@
+import Logging
+import MeshSecurity
+import NIOCore
+
+/// What a connection reports to its owner (the transport); all calls happen on the channel's event loop.
+protocol ConnectionObserver: Sendable {
+    /// The connection is closing because of `error` (counted and logged by the observer).
+    func connectionFailed(_ error: SecurityError, duringHandshake: Bool, remote: SocketAddress?, peer: NodeID?)
+    /// The handshake slot taken at accept time is free again (called once per accepted connection).
+    func handshakeEnded()
+    /// A session is up; returns false when the connection lost simultaneous-dial resolution and must close.
+    func sessionEstablished(peer: NodeID, initiator: NodeID, channel: any Channel) -> Bool
+    /// An established session's channel closed.
+    func sessionClosed(peer: NodeID, channel: any Channel)
+    /// An authenticated message arrived.
+    func deliver(peer: NodeID, message: [UInt8])
+}
+
+/// Fired down the pipeline when the handshake completes.
+struct SessionEstablishedEvent: Sendable {
+    /// The authenticated peer.
+    let peer: NodeID
+}
+
+/// Drives the sans-IO `MeshHandshake` on a channel: writes its messages, enforces the handshake timeout,
+/// and on success swaps itself for a `SecureSessionHandler` holding the session.
+final class HandshakeHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private var machine: MeshHandshake
+    private let localID: NodeID
+    private let timeout: Duration
+    private let observer: (any ConnectionObserver)?
+    private let holdsGateSlot: Bool
+    private let established: EventLoopPromise<NodeID>?
+    private let logger: Logger
+    private var timeoutTask: Scheduled<Void>?
+    private var isDone = false
+
+    init(
+        machine: MeshHandshake, localID: NodeID, timeout: Duration, observer: (any ConnectionObserver)?,
+        holdsGateSlot: Bool, established: EventLoopPromise<NodeID>?, logger: Logger
+    ) {
+        self.machine = machine
+        self.localID = localID
+        self.timeout = timeout
+        self.observer = observer
+        self.holdsGateSlot = holdsGateSlot
+        self.established = established
+        self.logger = logger
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        if context.channel.isActive { activate(context: context) }
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        activate(context: context)
+        context.fireChannelActive()
+    }
+
+    private func activate(context: ChannelHandlerContext) {
+        guard timeoutTask == nil, !isDone else { return }
+        let nanoseconds = timeout.components.seconds * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        timeoutTask = context.eventLoop.scheduleTask(in: .nanoseconds(nanoseconds)) {
+            let (handler, context) = loopBound.value
+            handler.fail(
+                context: context,
+                SecurityError(.handshakeTimeout, "handshake did not finish within \(handler.timeout)"))
+        }
+        if machine.role == .initiator {
+            do {
+                let first = try machine.start()
+                context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(bytes: first)), promise: nil)
+            } catch {
+                fail(context: context, error)
+            }
+        }
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !isDone else {
+            context.fireChannelRead(data)  // frames after the handshake, before this handler is removed
+            return
+        }
+        let frame = unwrapInboundIn(data)
+        do {
+            // Handshake frames have fixed small sizes: refuse anything larger before copying it.
+            guard frame.readableBytes <= MeshHandshake.maxMessageByteCount else {
+                throw SecurityError(.malformedHandshake, "handshake frame of \(frame.readableBytes) bytes")
+            }
+            let output = try machine.receive(Array(frame.readableBytesView), now: .now)
+            if let bytes = output.bytesToSend {
+                context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(bytes: bytes)), promise: nil)
+            }
+            if let session = output.session { try establish(context: context, session: session) }
+        } catch {
+            fail(context: context, error)
+        }
+    }
+
+    private func establish(context: ChannelHandlerContext, session: SecureSession) throws {
+        isDone = true
+        timeoutTask?.cancel()
+        if holdsGateSlot { observer?.handshakeEnded() }
+        let sessionHandler = SecureSessionHandler(session: session, observer: observer, logger: logger)
+        try context.pipeline.syncOperations.addHandler(sessionHandler, position: .after(self))
+        let initiator = machine.role == .initiator ? localID : session.peer
+        if let observer, !observer.sessionEstablished(peer: session.peer, initiator: initiator, channel: context.channel) {
+            sessionHandler.markClosedQuietly()
+            context.close(promise: nil)
+        } else {
+            context.fireUserInboundEventTriggered(SessionEstablishedEvent(peer: session.peer))
+        }
+        established?.succeed(session.peer)
+        context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        guard !isDone else {
+            context.fireErrorCaught(error)
+            return
+        }
+        fail(context: context, error)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        if !isDone {
+            fail(context: context, SecurityError(.handshakeAborted, "connection closed during the handshake"))
+        }
+        context.fireChannelInactive()
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        timeoutTask?.cancel()
+    }
+
+    private func fail(context: ChannelHandlerContext, _ error: any Error) {
+        guard !isDone else { return }
+        isDone = true
+        timeoutTask?.cancel()
+        let securityError = error as? SecurityError
+            ?? SecurityError(.handshakeAborted, "connection error during the handshake: \(error)")
+        observer?.connectionFailed(
+            securityError, duringHandshake: true, remote: context.channel.remoteAddress, peer: machine.peer)
+        if holdsGateSlot { observer?.handshakeEnded() }
+        if observer == nil { context.fireErrorCaught(securityError) }
+        established?.fail(securityError)
+        context.close(promise: nil)
+    }
+}
+
+/// Seals outbound messages (`[UInt8]`) into frames and opens inbound frames into messages.
+///
+/// Any failure to open a frame closes the connection with its typed reason; no byte of a frame is
+/// passed on before its tag verifies.
+final class SecureSessionHandler: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = [UInt8]
+    typealias OutboundIn = [UInt8]
+    typealias OutboundOut = ByteBuffer
+
+    private(set) var session: SecureSession
+    private let observer: (any ConnectionObserver)?
+    private let logger: Logger
+    private var isClosed = false
+
+    init(session: SecureSession, observer: (any ConnectionObserver)?, logger: Logger) {
+        self.session = session
+        self.observer = observer
+        self.logger = logger
+    }
+
+    /// Used when the connection closes for duplicate resolution: no failure is reported twice.
+    func markClosedQuietly() { isClosed = true }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !isClosed else { return }
+        let frame = unwrapInboundIn(data)
+        do {
+            let message = try frame.withUnsafeReadableBytes { try session.open($0) }
+            if let message {
+                if let observer {
+                    observer.deliver(peer: session.peer, message: message)
+                } else {
+                    context.fireChannelRead(wrapInboundOut(message))
+                }
+            }
+        } catch {
+            fail(context: context, error)
+        }
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        let message = unwrapOutboundIn(data)
+        guard !isClosed else {
+            promise?.fail(SecurityError(.peerNotConnected, "session closed"))
+            return
+        }
+        do {
+            let count = session.sealedByteCount(messageByteCount: message.count)
+            var buffer = context.channel.allocator.buffer(capacity: count)
+            try buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: count) { output in
+                try message.withUnsafeBytes { input in
+                    try session.seal(input, into: UnsafeMutableRawBufferPointer(rebasing: output[0..<count]), now: .now)
+                }
+            }
+            context.write(wrapOutboundOut(buffer), promise: promise)
+        } catch {
+            promise?.fail(error)
+            fail(context: context, error)
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        fail(context: context, error)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        if !isClosed {
+            isClosed = true
+            observer?.sessionClosed(peer: session.peer, channel: context.channel)
+        }
+        context.fireChannelInactive()
+    }
+
+    private func fail(context: ChannelHandlerContext, _ error: any Error) {
+        guard !isClosed else { return }
+        isClosed = true
+        let securityError = error as? SecurityError
+            ?? SecurityError(.connectionLost, "connection error: \(error)")
+        if let observer {
+            observer.connectionFailed(
+                securityError, duringHandshake: false, remote: context.channel.remoteAddress, peer: session.peer)
+            observer.sessionClosed(peer: session.peer, channel: context.channel)
+        } else {
+            context.fireErrorCaught(securityError)
+        }
+        context.close(promise: nil)
+    }
+}

@@ -1,0 +1,164 @@
+import Logging
+import MeshSecurity
+import NIOCore
+import NIOEmbedded
+import NIOTestUtils
+import Testing
+
+@testable import MeshTransport
+
+/// The frame decoder, handshake handler and session handler on `EmbeddedChannel`, without sockets.
+@Suite struct HandlerTests {
+    static func frame(_ body: [UInt8]) -> ByteBuffer {
+        var buffer = ByteBuffer()
+        buffer.writeInteger(UInt32(body.count), endianness: .big)
+        buffer.writeBytes(body)
+        return buffer
+    }
+
+    /// NIO's verifier feeds the input whole, one byte at a time, and in random splits, and checks the
+    /// decoder's output and leftover handling each way.
+    @Test func frameDecoderPassesByteToMessageDecoderVerifier() throws {
+        let bodies: [[UInt8]] = [[1], [2, 3, 4], [UInt8](repeating: 7, count: 300), [UInt8](repeating: 9, count: 64)]
+        var input = ByteBuffer()
+        for body in bodies { var f = Self.frame(body); input.writeBuffer(&f) }
+        try ByteToMessageDecoderVerifier.verifyDecoder(
+            inputOutputPairs: [(input, bodies.map { ByteBuffer(bytes: $0) })],
+            decoderFactory: { LengthPrefixFrameDecoder(maxFrameByteCount: 65536) })
+    }
+
+    @Test func frameDecoderAcceptsExactlyTheCap() throws {
+        let channel = EmbeddedChannel(handler: ByteToMessageHandler(LengthPrefixFrameDecoder(maxFrameByteCount: 65536)))
+        try channel.writeInbound(Self.frame([UInt8](repeating: 3, count: 65536)))
+        #expect(try channel.readInbound(as: ByteBuffer.self)?.readableBytes == 65536)
+        #expect(try channel.finish().isClean)
+    }
+
+    @Test func frameDecoderRejectsLengthOverCapAtOnce() throws {
+        let channel = EmbeddedChannel(handler: ByteToMessageHandler(LengthPrefixFrameDecoder(maxFrameByteCount: 65536)))
+        let error = try #require(throws: SecurityError.self) {
+            try channel.writeInbound(ByteBuffer(bytes: [0x00, 0x01, 0x00, 0x01]))
+        }
+        #expect(error.code == .frameTooLarge)
+        _ = try? channel.finish()
+    }
+
+    @Test func frameDecoderReportsTruncationAtEndOfStream() throws {
+        let channel = EmbeddedChannel(handler: ByteToMessageHandler(LengthPrefixFrameDecoder(maxFrameByteCount: 65536)))
+        try channel.writeInbound(ByteBuffer(bytes: [0, 0, 0, 9, 1, 2]))
+        let error = try #require(throws: SecurityError.self) { _ = try channel.finish() }
+        #expect(error.code == .truncatedFrame)
+    }
+
+    struct Pair {
+        let client: EmbeddedChannel
+        let server: EmbeddedChannel
+        let clientEstablished: EventLoopFuture<NodeID>
+        let serverEstablished: EventLoopFuture<NodeID>
+    }
+
+    func makeChannel(
+        role: MeshHandshake.Role, identity: NodeIdentity, peer: NodeIdentity, timeout: Duration = .seconds(5),
+        key: [UInt8] = [UInt8](repeating: 0x42, count: 32)
+    ) throws -> (EmbeddedChannel, EventLoopFuture<NodeID>) {
+        let channel = EmbeddedChannel()
+        let promise = channel.eventLoop.makePromise(of: NodeID.self)
+        var limits = SecurityLimits()
+        limits.handshakeTimeout = timeout
+        let machine = try MeshHandshake(
+            role: role, identity: identity,
+            admission: AdmissionPolicy(allowedPeers: [peer.nodeID], epoch: 1, clusterKey: key), limits: limits,
+            now: .now)
+        try channel.pipeline.syncOperations.addHandler(
+            ByteToMessageHandler(LengthPrefixFrameDecoder(maxFrameByteCount: 65536)))
+        try channel.pipeline.syncOperations.addHandler(
+            HandshakeHandler(
+                machine: machine, localID: identity.nodeID, timeout: timeout, observer: nil, holdsGateSlot: false,
+                established: promise, logger: Logger(label: "test")))
+        return (channel, promise.futureResult)
+    }
+
+    func pair(clientKey: [UInt8] = [UInt8](repeating: 0x42, count: 32)) throws -> Pair {
+        let alice = try TestSupport.identity(1), bob = try TestSupport.identity(2)
+        let (client, clientEstablished) = try makeChannel(role: .initiator, identity: alice, peer: bob, key: clientKey)
+        let (server, serverEstablished) = try makeChannel(role: .responder, identity: bob, peer: alice)
+        try server.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+        try client.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 2)).wait()
+        return Pair(client: client, server: server, clientEstablished: clientEstablished, serverEstablished: serverEstablished)
+    }
+
+    /// Moves every outbound byte of `from` into `to`, one byte per `writeInbound` when `byteByByte`.
+    @discardableResult
+    func shuttle(from: EmbeddedChannel, to: EmbeddedChannel, byteByByte: Bool) throws -> Int {
+        var moved = 0
+        while let buffer = try from.readOutbound(as: ByteBuffer.self) {
+            if byteByByte {
+                for byte in buffer.readableBytesView { try to.writeInbound(ByteBuffer(bytes: [byte])) }
+            } else {
+                try to.writeInbound(buffer)
+            }
+            moved += buffer.readableBytes
+        }
+        return moved
+    }
+
+    func establish(_ pair: Pair, byteByByte: Bool) throws {
+        for _ in 0..<4 {
+            try shuttle(from: pair.client, to: pair.server, byteByByte: byteByByte)
+            try shuttle(from: pair.server, to: pair.client, byteByByte: byteByByte)
+        }
+    }
+
+    @Test(arguments: [false, true])
+    func handshakeAndMessagesOverEmbeddedChannels(byteByByte: Bool) throws {
+        let pair = try pair()
+        try establish(pair, byteByByte: byteByByte)
+        #expect(try pair.clientEstablished.wait() == (try TestSupport.identity(2)).nodeID)
+        #expect(try pair.serverEstablished.wait() == (try TestSupport.identity(1)).nodeID)
+        // The handshake handler replaced itself with the session handler.
+        #expect(throws: (any Error).self) { _ = try pair.client.pipeline.syncOperations.handler(type: HandshakeHandler.self) }
+        for size in [0, 1, 1000, 70_000] {
+            let message = (0..<size).map { UInt8(truncatingIfNeeded: $0) }
+            try pair.client.writeOutbound(message)
+            try shuttle(from: pair.client, to: pair.server, byteByByte: byteByByte && size < 2000)
+            #expect(try pair.server.readInbound(as: [UInt8].self) == message)
+            try pair.server.writeOutbound(message.reversed() as [UInt8])
+            try shuttle(from: pair.server, to: pair.client, byteByByte: false)
+            #expect(try pair.client.readInbound(as: [UInt8].self) == message.reversed())
+        }
+    }
+
+    @Test func flippedBitClosesEmbeddedSession() throws {
+        let pair = try pair()
+        try establish(pair, byteByByte: false)
+        try pair.client.writeOutbound([UInt8](repeating: 1, count: 32))
+        var frame = try #require(try pair.client.readOutbound(as: ByteBuffer.self))
+        let index = frame.readerIndex + 20
+        frame.setInteger(frame.getInteger(at: index, as: UInt8.self)! ^ 0x80, at: index)
+        let error = try #require(throws: SecurityError.self) { try pair.server.writeInbound(frame) }
+        #expect(error.code == .decryptFailed)
+        #expect(!pair.server.isActive)
+        #expect(try pair.server.readInbound(as: [UInt8].self) == nil)
+    }
+
+    @Test func wrongClusterKeyFailsEmbeddedHandshake() throws {
+        let pair = try pair(clientKey: [UInt8](repeating: 1, count: 32))
+        #expect(throws: SecurityError.self) { try establish(pair, byteByByte: false) }
+        let error = try #require(throws: SecurityError.self) { _ = try pair.serverEstablished.wait() }
+        #expect(error.code == .wrongClusterKey)
+        #expect(!pair.server.isActive)
+    }
+
+    @Test func embeddedHandshakeTimesOut() throws {
+        let alice = try TestSupport.identity(1), bob = try TestSupport.identity(2)
+        let (server, established) = try makeChannel(
+            role: .responder, identity: bob, peer: alice, timeout: .seconds(1))
+        try server.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+        server.embeddedEventLoop.advanceTime(by: .milliseconds(999))
+        #expect(server.isActive)
+        server.embeddedEventLoop.advanceTime(by: .milliseconds(2))
+        let error = try #require(throws: SecurityError.self) { _ = try established.wait() }
+        #expect(error.code == .handshakeTimeout)
+        #expect(!server.isActive)
+    }
+}
