@@ -2,7 +2,7 @@
 //
 // StateMesh: a leaderless, causally consistent state mesh of delta-state CRDTs.
 // Layers, lowest first (arrows only point down; see ../shared/DESIGN.md):
-//   MeshCRDT -> MeshCodec -> (MeshReplication -> MeshSimulation)
+//   MeshCRDT -> MeshCodec -> MeshReplication -> MeshSimulation (-> mesh-sim)
 //   CSodium -> MeshSecurity -> MeshTransport
 import PackageDescription
 
@@ -19,6 +19,9 @@ let package = Package(
         .library(name: "MeshCRDT", targets: ["MeshCRDT"]),
         .library(name: "MeshCodec", targets: ["MeshCodec"]),
         .library(name: "MeshTesting", targets: ["MeshTesting"]),
+        .library(name: "MeshReplication", targets: ["MeshReplication"]),
+        .library(name: "MeshSimulation", targets: ["MeshSimulation"]),
+        .executable(name: "mesh-sim", targets: ["mesh-sim"]),
         .library(name: "MeshSecurity", targets: ["MeshSecurity"]),
         .library(name: "MeshTransport", targets: ["MeshTransport"]),
     ],
@@ -27,6 +30,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.1"),
     ],
     targets: [
@@ -38,6 +42,22 @@ let package = Package(
             dependencies: [
                 "MeshCRDT", "MeshCodec",
                 .product(name: "PropertyBased", package: "swift-property-based"),
+            ],
+            swiftSettings: strictSettings
+        ),
+
+        // MARK: Replication (sans-IO) and its deterministic simulator
+        .target(name: "MeshReplication", dependencies: ["MeshCRDT", "MeshCodec"], swiftSettings: strictSettings),
+        .target(
+            name: "MeshSimulation",
+            dependencies: ["MeshCRDT", "MeshCodec", "MeshReplication"],
+            swiftSettings: strictSettings
+        ),
+        .executableTarget(
+            name: "mesh-sim",
+            dependencies: [
+                "MeshSimulation", "MeshReplication",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strictSettings
         ),
@@ -80,6 +100,16 @@ let package = Package(
                 "MeshCRDT", "MeshCodec", "MeshTesting",
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "MeshReplicationTests",
+            dependencies: ["MeshCRDT", "MeshCodec", "MeshReplication"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "MeshSimulationTests",
+            dependencies: ["MeshCRDT", "MeshReplication", "MeshSimulation"],
             swiftSettings: strictSettings
         ),
         .testTarget(

@@ -17,6 +17,8 @@ let fuzzers: [(name: String, products: [String], helpers: [String])] = [
     ("FuzzMergeLaws", ["MeshCRDT", "MeshTesting"], []),
     ("FuzzHandshakeMessage", ["MeshSecurity"], ["SecurityFuzzFixtures"]),
     ("FuzzFrameDecoder", ["MeshSecurity"], ["SecurityFuzzFixtures"]),
+    ("FuzzSchedule", ["MeshReplication", "MeshSimulation"], []),
+    ("FuzzProtocolMessages", ["MeshCRDT", "MeshCodec", "MeshReplication"], []),
 ]
 
 /// Code shared by several fuzzers (not fuzzers themselves): name and StateMesh products.

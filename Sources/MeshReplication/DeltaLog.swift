@@ -1,0 +1,184 @@
+import MeshCRDT
+
+/// A domain's delta log: delivered records per origin in sequence order, bounded by
+/// count and bytes, truncated from the oldest at causal stability or at its cap.
+///
+/// ### Invariants
+/// - per origin, records are sorted by `lastSequence`, strictly increasing;
+/// - `count`/`byteCount` are the number and encoded bytes of the records held.
+struct DeltaLog: Sendable {
+    struct Entry: Sendable {
+        var record: DeltaRecord
+        /// Position in this replica's delivery order (a causal order).
+        var deliveryIndex: UInt64
+        /// When it was delivered here (repairs skip records still being pushed).
+        var deliveredAt: Instant
+    }
+
+    struct OriginLog: Sendable {
+        var entries: [Entry] = []
+        var head = 0
+
+        var live: ArraySlice<Entry> { entries[head...] }
+
+        mutating func popFront() -> Entry {
+            let entry = entries[head]
+            head += 1
+            if head > 64 && head * 2 > entries.count {
+                entries.removeFirst(head)
+                head = 0
+            }
+            return entry
+        }
+    }
+
+    private(set) var origins: [ReplicaID: OriginLog] = [:]
+    /// Delivery order of (origin, deliveryIndex) for eviction at the cap; entries
+    /// already truncated by stability are skipped lazily.
+    private var order: [(origin: ReplicaID, index: UInt64)] = []
+    private var orderHead = 0
+    private(set) var count = 0
+    private(set) var byteCount = 0
+    private var nextIndex: UInt64 = 0
+    /// Records evicted by the cap (not by stability) since creation.
+    private(set) var evictedCount = 0
+
+    mutating func append(_ record: DeltaRecord, at now: Instant) {
+        nextIndex += 1
+        origins[record.origin, default: OriginLog()].entries.append(
+            Entry(record: record, deliveryIndex: nextIndex, deliveredAt: now))
+        order.append((record.origin, nextIndex))
+        count += 1
+        byteCount += record.encodedByteCount
+    }
+
+    /// Replaces the newest record of `origin` (an open local delta-group that grew).
+    mutating func replaceLast(of origin: ReplicaID, with record: DeltaRecord) {
+        guard var log = origins[origin], log.entries.count > log.head else {
+            preconditionFailure("no record of \(origin) to replace")
+        }
+        let last = log.entries.count - 1
+        byteCount += record.encodedByteCount - log.entries[last].record.encodedByteCount
+        log.entries[last].record = record
+        origins[origin] = log
+    }
+
+    /// Whether the newest record of `origin` is also the newest record of the whole log
+    /// (so growing it keeps delivery order a causal order).
+    func isNewestOverall(_ origin: ReplicaID) -> Bool {
+        guard let log = origins[origin], log.entries.count > log.head else { return false }
+        return log.entries[log.entries.count - 1].deliveryIndex == nextIndex
+    }
+
+    /// The newest record of `origin`, if any.
+    func last(of origin: ReplicaID) -> DeltaRecord? {
+        guard let log = origins[origin], log.entries.count > log.head else { return nil }
+        return log.entries[log.entries.count - 1].record
+    }
+
+    /// Evicts the oldest records while over either bound.
+    mutating func enforce(maximumCount: Int, maximumBytes: Int) {
+        while count > maximumCount || byteCount > maximumBytes, orderHead < order.count {
+            let (origin, index) = order[orderHead]
+            orderHead += 1
+            if var log = origins[origin], log.entries.count > log.head, log.entries[log.head].deliveryIndex == index {
+                let entry = log.popFront()
+                count -= 1
+                byteCount -= entry.record.encodedByteCount
+                evictedCount += 1
+                origins[origin] = log.entries.count > log.head ? log : nil
+            }
+        }
+        compactOrder()
+    }
+
+    /// Drops records every known replica delivered (`lastSequence <= stable[origin]`).
+    mutating func truncate(atStable stable: VersionVector) {
+        for entry in stable.entries {
+            guard var log = origins[entry.replica] else { continue }
+            var changed = false
+            while log.entries.count > log.head, log.entries[log.head].record.lastSequence <= entry.counter {
+                let removed = log.popFront()
+                count -= 1
+                byteCount -= removed.record.encodedByteCount
+                changed = true
+            }
+            if changed { origins[entry.replica] = log.entries.count > log.head ? log : nil }
+        }
+        compactOrder()
+    }
+
+    private mutating func compactOrder() {
+        if count == 0 {
+            order.removeAll(keepingCapacity: true)
+            orderHead = 0
+        } else if orderHead > 1024 && orderHead * 2 > order.count {
+            order.removeFirst(orderHead)
+            orderHead = 0
+        }
+        // Stale entries (truncated by stability) are bounded: at most one per record
+        // ever appended since the last time the log was empty or compacted.
+        if order.count - orderHead > 4 * count + 1024 {
+            order = order[orderHead...].filter { item in
+                guard let log = origins[item.origin] else { return false }
+                return log.live.contains { $0.deliveryIndex == item.index }
+            }
+            orderHead = 0
+        }
+    }
+
+    enum Lookup {
+        /// Records covering every sequence after `after` (possibly empty).
+        case records(ArraySlice<Entry>)
+        /// Some sequence after `after` is no longer in the log.
+        case compacted
+    }
+
+    /// The records of `origin` with sequences after `after`, up to `upTo` (the caller's vector).
+    func records(of origin: ReplicaID, after: UInt64, upTo: UInt64, deliveredBy cutoff: Instant? = nil) -> Lookup {
+        guard upTo > after else { return .records([]) }
+        guard let log = origins[origin] else { return .compacted }
+        let live = log.live
+        // Binary search for the first record whose lastSequence > after.
+        var low = live.startIndex
+        var high = live.endIndex
+        while low < high {
+            let mid = (low + high) / 2
+            if live[mid].record.lastSequence <= after { low = mid + 1 } else { high = mid }
+        }
+        guard low < live.endIndex, live[low].record.firstSequence <= after + 1 else { return .compacted }
+        // The covered range must be contiguous up to `upTo`.
+        var covered = after
+        var end = low
+        while end < live.endIndex, covered < upTo {
+            if let cutoff, live[end].deliveredAt > cutoff { break }
+            let record = live[end].record
+            if record.firstSequence > covered + 1 { return .compacted }
+            covered = max(covered, record.lastSequence)
+            end += 1
+        }
+        if covered < upTo && end < live.endIndex && cutoff == nil { return .compacted }
+        if covered < upTo && end == live.endIndex { return .compacted }
+        return .records(live[low..<end])
+    }
+
+    /// Checks the invariants; returns a description of the first violation.
+    func violation() -> String? {
+        var total = 0
+        var bytes = 0
+        for (origin, log) in origins {
+            var previous: UInt64 = 0
+            for entry in log.live {
+                if entry.record.origin != origin { return "record of \(entry.record.origin) filed under \(origin)" }
+                if entry.record.lastSequence <= previous { return "log of \(origin) is not increasing" }
+                previous = entry.record.lastSequence
+                total += 1
+                bytes += entry.record.encodedByteCount
+            }
+        }
+        if total != count { return "log count \(count) but \(total) records" }
+        if bytes != byteCount { return "log bytes \(byteCount) but records hold \(bytes)" }
+        return nil
+    }
+}
+

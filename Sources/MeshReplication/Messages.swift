@@ -1,0 +1,524 @@
+import MeshCRDT
+import MeshCodec
+
+/// One key's part of a delta: the key and the delta (a small state) of its object.
+public struct KeyedDelta: Sendable, Equatable {
+    /// The object key (the `PATH` of `fabric://DOMAIN/PATH`).
+    public let key: String
+    /// The delta state.
+    public let value: ObjectValue
+
+    /// Creates a keyed delta.
+    public init(key: String, value: ObjectValue) {
+        self.key = key
+        self.value = value
+    }
+}
+
+/// A delta or delta-group of one origin as it travels and sits in the log: the
+/// origin's contiguous sequence range and the keyed deltas.
+///
+/// A record carries no dependency vector. Causal order comes from how records travel
+/// (see `LinkHeader`): pushes go over sequenced links whose batches carry only the rare
+/// dependencies the link itself does not imply, and repairs are sent in the sender's
+/// delivery order starting from the receiver's own vector.
+///
+/// Immutable and shared by reference: a record relayed by a thousand simulated
+/// replicas exists once in memory.
+public final class DeltaRecord: Sendable, Equatable, CustomStringConvertible {
+    /// The writing replica.
+    public let origin: ReplicaID
+    /// The first domain-level sequence number covered.
+    public let firstSequence: UInt64
+    /// The last sequence number covered (`>= firstSequence`).
+    public let lastSequence: UInt64
+    /// The greatest HLC timestamp of the last-writer-wins writes in the group (`.zero` when none:
+    /// only LWW values need their timestamp observed by receivers' clocks).
+    public let timestamp: HLCTimestamp
+    /// Whether the origin wants an acknowledgement (a write concern waits on it).
+    public let requestsAcknowledgement: Bool
+    /// The keyed deltas, sorted by key.
+    public let updates: [KeyedDelta]
+    /// The encoded size of this record, in bytes.
+    public let encodedByteCount: Int
+
+    /// Creates a record and computes its encoded size.
+    public init(
+        origin: ReplicaID, firstSequence: UInt64, lastSequence: UInt64, timestamp: HLCTimestamp,
+        requestsAcknowledgement: Bool, updates: [KeyedDelta]
+    ) {
+        precondition(firstSequence >= 1 && lastSequence >= firstSequence)
+        self.origin = origin
+        self.firstSequence = firstSequence
+        self.lastSequence = lastSequence
+        self.timestamp = timestamp
+        self.requestsAcknowledgement = requestsAcknowledgement
+        self.updates = updates
+        var writer = ByteWriter()
+        Self.encodeFields(
+            origin: origin, firstSequence: firstSequence, lastSequence: lastSequence, timestamp: timestamp,
+            requestsAcknowledgement: requestsAcknowledgement, updates: updates, to: &writer)
+        self.encodedByteCount = writer.bytes.count
+    }
+
+    /// The number of writes covered.
+    public var writeCount: UInt64 { lastSequence - firstSequence + 1 }
+
+    func encode(to writer: inout ByteWriter) {
+        Self.encodeFields(
+            origin: origin, firstSequence: firstSequence, lastSequence: lastSequence, timestamp: timestamp,
+            requestsAcknowledgement: requestsAcknowledgement, updates: updates, to: &writer)
+    }
+
+    // origin firstSequence span flags [timestamp] updates(count (key value)*)
+    static func encodeFields(
+        origin: ReplicaID, firstSequence: UInt64, lastSequence: UInt64, timestamp: HLCTimestamp,
+        requestsAcknowledgement: Bool, updates: [KeyedDelta], to writer: inout ByteWriter
+    ) {
+        writer.writeVarint(origin.rawValue)
+        writer.writeVarint(firstSequence)
+        // flags: bit 0 acknowledgement requested, bit 1 timestamp present (LWW writes only),
+        // bit 2 a group (span follows), bit 3 several keys (count follows).
+        let hasTimestamp = timestamp != .zero
+        let isGroup = lastSequence != firstSequence
+        let hasSeveralKeys = updates.count != 1
+        writer.writeByte(
+            (requestsAcknowledgement ? 1 : 0) | (hasTimestamp ? 2 : 0) | (isGroup ? 4 : 0) | (hasSeveralKeys ? 8 : 0))
+        if isGroup { writer.writeVarint(lastSequence - firstSequence) }
+        if hasTimestamp { PayloadCodec.writeTimestamp(timestamp, to: &writer) }
+        if hasSeveralKeys { writer.writeCount(updates.count) }
+        for update in updates {
+            writer.writeString(update.key)
+            PayloadCodec.encode(update.value, to: &writer)
+        }
+    }
+
+    static func decode(from reader: inout ByteReader) throws(CodecError) -> DeltaRecord {
+        let start = reader.offset
+        let origin = ReplicaID(try reader.readVarint("origin"))
+        let first = try reader.readVarint("first sequence")
+        let flagOffset = reader.offset
+        let flags = try reader.readByte("flags")
+        guard flags <= 15 else { throw CodecError(.invalidValue, at: flagOffset, "unknown delta flags \(flags)") }
+        var span: UInt64 = 0
+        if flags & 4 != 0 {
+            span = try reader.readVarint("sequence span")
+            guard span > 0 else { throw CodecError(.notCanonical, at: flagOffset, "a group spanning one write") }
+        }
+        guard first >= 1, span < UInt64.max - first else {
+            throw CodecError(.invalidValue, at: start, "sequence range starts at zero or overflows")
+        }
+        var timestamp = HLCTimestamp.zero
+        if flags & 2 != 0 {
+            let offset = reader.offset
+            timestamp = try PayloadCodec.readTimestamp(from: &reader)
+            guard timestamp != .zero else { throw CodecError(.notCanonical, at: offset, "a present timestamp is zero") }
+        }
+        var count = 1
+        if flags & 8 != 0 {
+            let offset = reader.offset
+            count = try reader.readCount(limit: reader.limits.maximumElements, minimumItemBytes: 2, "updates")
+            guard count != 1 else { throw CodecError(.notCanonical, at: offset, "a key count of one is implied") }
+        }
+        var updates: [KeyedDelta] = []
+        updates.reserveCapacity(count)
+        for _ in 0..<count {
+            let offset = reader.offset
+            let key = try reader.readString("key")
+            if let last = updates.last, !(last.key < key) {
+                throw CodecError(.notCanonical, at: offset, "delta keys are not strictly increasing")
+            }
+            updates.append(KeyedDelta(key: key, value: try PayloadCodec.decode(from: &reader)))
+        }
+        return DeltaRecord(
+            origin: origin, firstSequence: first, lastSequence: first + span, timestamp: timestamp,
+            requestsAcknowledgement: flags & 1 != 0, updates: updates)
+    }
+
+    public static func == (lhs: DeltaRecord, rhs: DeltaRecord) -> Bool {
+        lhs === rhs
+            || (lhs.origin == rhs.origin && lhs.firstSequence == rhs.firstSequence
+                && lhs.lastSequence == rhs.lastSequence
+                && lhs.timestamp == rhs.timestamp && lhs.requestsAcknowledgement == rhs.requestsAcknowledgement
+                && lhs.updates == rhs.updates)
+    }
+
+    public var description: String { "Δ\(origin):\(firstSequence)…\(lastSequence)" }
+}
+
+/// An origin's sequence range, as announced (IHAVE) or requested (GRAFT).
+public struct SequenceRange: Sendable, Hashable {
+    /// The origin.
+    public var origin: ReplicaID
+    /// First sequence number (inclusive).
+    public var first: UInt64
+    /// Last sequence number (inclusive).
+    public var last: UInt64
+
+    /// Creates a range.
+    public init(origin: ReplicaID, first: UInt64, last: UInt64) {
+        self.origin = origin
+        self.first = first
+        self.last = last
+    }
+}
+
+/// Sequencing of pushed batches on one sender→receiver link (causal order without
+/// per-delta vectors).
+///
+/// The sender numbers its batches to a peer within an epoch. Batch 0 of an epoch carries
+/// the sender's vector as of its previous flush (plus anything it delivered outside
+/// links since then); every later batch carries only the entries the sender delivered
+/// outside links since the previous batch (repairs and snapshots, which are rare). The
+/// receiver processes a link's batches in sequence order and a batch only once its
+/// `dependencies` are delivered; by induction everything the sender had delivered
+/// before a record of the batch is then delivered at the receiver, so records are
+/// delivered after their causal past (the FIFO-tree argument of Saturn, Bravo et al.
+/// 2017, made robust to loss by the epoch restart). Epoch 0 marks a standalone batch
+/// (classic mode) whose `dependencies` are a full vector.
+public struct LinkHeader: Sendable, Hashable {
+    /// The link epoch (0: standalone batch).
+    public var epoch: UInt64
+    /// The batch's position in the epoch, from 0.
+    public var sequence: UInt64
+    /// Entries that must be delivered before the batch.
+    public var dependencies: [VersionVector.Entry]
+
+    /// Creates a header.
+    public init(epoch: UInt64, sequence: UInt64, dependencies: [VersionVector.Entry]) {
+        self.epoch = epoch
+        self.sequence = sequence
+        self.dependencies = dependencies
+    }
+}
+
+/// A protocol message between two replicas.
+public enum ReplicationMessage: Sendable, Equatable {
+    /// Deltas of one domain: a push batch on a sequenced link (`link` set), or a repair in the
+    /// sender's delivery order starting from the receiver's vector (`link` nil).
+    case deltas(domain: String, link: LinkHeader?, records: [DeltaRecord])
+    /// Lazy announcement: "I delivered `origin` up to `last`" (the range's `first` is unused: 1).
+    case announce(domain: String, ranges: [SequenceRange])
+    /// Plumtree GRAFT: asks the receiver to send everything the sender's `vector` lacks and to
+    /// restart its link to the sender at an epoch of at least `minimumEpoch`; with `joinsTree`,
+    /// also to make the link eager (a replica cut off from the tree rejoins it).
+    case graft(domain: String, vector: VersionVector, minimumEpoch: UInt64, joinsTree: Bool)
+    /// Asks the receiver to stop pushing eagerly on this link (Plumtree PRUNE).
+    case prune
+    /// Anti-entropy digest: the sender's vector per domain. A reply is not replied to.
+    case digest(isReply: Bool, vectors: [DomainVector])
+    /// One chunk of a snapshot: objects of a domain and the vector the whole snapshot covers.
+    case snapshot(SnapshotChunk)
+    /// "I delivered your writes of `domain` up to `sequence`" (for write concerns).
+    case acknowledge(domain: String, sequence: UInt64)
+    /// Asks for the receiver's state of one key (a read from `R` replicas).
+    case readRequest(id: UInt64, domain: String, key: String)
+    /// The answer to a read request (`nil` when the key is absent).
+    case readReply(id: UInt64, domain: String, key: String, value: ObjectValue?)
+    /// The tree root's per-round beacon, flooded on eager links: the first copy fixes the
+    /// receiver's parent, a later copy of the same round prunes the link it came on.
+    case beacon(root: ReplicaID, round: UInt64)
+
+    /// A short name for traffic accounting.
+    public var kind: String {
+        switch self {
+        case .deltas(_, .some, _): "push"
+        case .deltas(_, .none, _): "repair"
+        case .announce: "ihave"
+        case .graft: "graft"
+        case .prune: "prune"
+        case .digest: "digest"
+        case .snapshot: "snapshot"
+        case .acknowledge: "ack"
+        case .readRequest: "read-request"
+        case .readReply: "read-reply"
+        case .beacon: "beacon"
+        }
+    }
+}
+
+/// A domain's name and vector, as carried by a digest.
+public struct DomainVector: Sendable, Equatable {
+    /// The domain.
+    public var domain: String
+    /// Its delivered vector at the sender.
+    public var vector: VersionVector
+
+    /// Creates a pair.
+    public init(domain: String, vector: VersionVector) {
+        self.domain = domain
+        self.vector = vector
+    }
+}
+
+/// One chunk of a snapshot.
+public struct SnapshotChunk: Sendable, Equatable {
+    /// The domain.
+    public var domain: String
+    /// Identifies the snapshot at its sender (chunks of different snapshots never mix).
+    public var identifier: UInt64
+    /// This chunk's index, from 0.
+    public var index: Int
+    /// How many chunks the snapshot has.
+    public var total: Int
+    /// The vector the whole snapshot covers.
+    public var vector: VersionVector
+    /// Objects in this chunk, sorted by key.
+    public var objects: [KeyedDelta]
+
+    /// Creates a chunk.
+    public init(domain: String, identifier: UInt64, index: Int, total: Int, vector: VersionVector, objects: [KeyedDelta]) {
+        self.domain = domain
+        self.identifier = identifier
+        self.index = index
+        self.total = total
+        self.vector = vector
+        self.objects = objects
+    }
+}
+
+extension ReplicationMessage {
+    /// The format version of protocol messages.
+    public static let formatVersion: UInt8 = 1
+
+    /// Encodes the message (version byte, kind byte, body).
+    public func encoded() -> [UInt8] {
+        var writer = ByteWriter()
+        encode(to: &writer)
+        return writer.bytes
+    }
+
+    /// The size of `encoded()` without encoding delta payloads again (they cache their size).
+    public var encodedByteCount: Int {
+        switch self {
+        case .deltas(let domain, let link, let records):
+            var writer = ByteWriter()
+            writer.writeByte(Self.formatVersion)
+            writer.writeByte(1)
+            writer.writeString(domain)
+            Self.writeLink(link, to: &writer)
+            writer.writeCount(records.count)
+            var total = writer.bytes.count
+            for record in records { total += record.encodedByteCount }
+            return total
+        default:
+            return encoded().count
+        }
+    }
+
+    /// Appends the encoding.
+    public func encode(to writer: inout ByteWriter) {
+        writer.writeByte(Self.formatVersion)
+        switch self {
+        case .deltas(let domain, let link, let records):
+            writer.writeByte(1)
+            writer.writeString(domain)
+            Self.writeLink(link, to: &writer)
+            writer.writeCount(records.count)
+            for record in records { record.encode(to: &writer) }
+        case .announce(let domain, let ranges):
+            writer.writeByte(2)
+            writer.writeString(domain)
+            Self.writeRanges(ranges, to: &writer)
+        case .graft(let domain, let vector, let minimumEpoch, let joinsTree):
+            writer.writeByte(3)
+            writer.writeString(domain)
+            PayloadCodec.writeVector(vector, to: &writer)
+            writer.writeVarint(minimumEpoch)
+            writer.writeByte(joinsTree ? 1 : 0)
+        case .prune:
+            writer.writeByte(4)
+        case .digest(let isReply, let vectors):
+            writer.writeByte(5)
+            writer.writeByte(isReply ? 1 : 0)
+            writer.writeCount(vectors.count)
+            for entry in vectors {
+                writer.writeString(entry.domain)
+                PayloadCodec.writeVector(entry.vector, to: &writer)
+            }
+        case .snapshot(let chunk):
+            writer.writeByte(6)
+            writer.writeString(chunk.domain)
+            writer.writeVarint(chunk.identifier)
+            writer.writeCount(chunk.index)
+            writer.writeCount(chunk.total)
+            PayloadCodec.writeVector(chunk.vector, to: &writer)
+            writer.writeCount(chunk.objects.count)
+            for object in chunk.objects {
+                writer.writeString(object.key)
+                PayloadCodec.encode(object.value, to: &writer)
+            }
+        case .acknowledge(let domain, let sequence):
+            writer.writeByte(7)
+            writer.writeString(domain)
+            writer.writeVarint(sequence)
+        case .readRequest(let id, let domain, let key):
+            writer.writeByte(8)
+            writer.writeVarint(id)
+            writer.writeString(domain)
+            writer.writeString(key)
+        case .readReply(let id, let domain, let key, let value):
+            writer.writeByte(9)
+            writer.writeVarint(id)
+            writer.writeString(domain)
+            writer.writeString(key)
+            if let value {
+                writer.writeByte(1)
+                PayloadCodec.encode(value, to: &writer)
+            } else {
+                writer.writeByte(0)
+            }
+        case .beacon(let root, let round):
+            writer.writeByte(10)
+            writer.writeVarint(root.rawValue)
+            writer.writeVarint(round)
+        }
+    }
+
+    /// Decodes one message that fills `bytes` exactly.
+    ///
+    /// - Throws: `CodecError` for anything truncated, oversized, non-canonical or invalid.
+    public static func decode(_ bytes: [UInt8], limits: CodecLimits = .default) throws(CodecError) -> ReplicationMessage {
+        var reader = try ByteReader(bytes, limits: limits)
+        let version = try reader.readByte("message version")
+        guard version == formatVersion else {
+            throw CodecError(.unsupportedVersion, at: 0, "message version \(version) is not \(formatVersion)")
+        }
+        let kindOffset = reader.offset
+        let kind = try reader.readByte("message kind")
+        let message: ReplicationMessage
+        switch kind {
+        case 1:
+            let domain = try reader.readString("domain")
+            let link = try readLink(from: &reader)
+            let count = try reader.readCount(limit: reader.limits.maximumElements, minimumItemBytes: 9, "records")
+            var records: [DeltaRecord] = []
+            records.reserveCapacity(count)
+            for _ in 0..<count { records.append(try DeltaRecord.decode(from: &reader)) }
+            message = .deltas(domain: domain, link: link, records: records)
+        case 2:
+            let domain = try reader.readString("domain")
+            message = .announce(domain: domain, ranges: try readRanges(from: &reader))
+        case 3:
+            let domain = try reader.readString("domain")
+            let vector = try PayloadCodec.readVector(from: &reader)
+            let minimumEpoch = try reader.readVarint("minimum epoch")
+            let flagOffset = reader.offset
+            let flag = try reader.readByte("joins-tree flag")
+            guard flag <= 1 else { throw CodecError(.invalidValue, at: flagOffset, "joins-tree flag \(flag)") }
+            message = .graft(domain: domain, vector: vector, minimumEpoch: minimumEpoch, joinsTree: flag == 1)
+        case 4:
+            message = .prune
+        case 5:
+            let flagOffset = reader.offset
+            let flag = try reader.readByte("reply flag")
+            guard flag <= 1 else { throw CodecError(.invalidValue, at: flagOffset, "reply flag \(flag)") }
+            let count = try reader.readCount(limit: 1 << 16, minimumItemBytes: 2, "digest domains")
+            var vectors: [DomainVector] = []
+            for _ in 0..<count {
+                let domain = try reader.readString("domain")
+                vectors.append(DomainVector(domain: domain, vector: try PayloadCodec.readVector(from: &reader)))
+            }
+            message = .digest(isReply: flag == 1, vectors: vectors)
+        case 6:
+            let domain = try reader.readString("domain")
+            let identifier = try reader.readVarint("snapshot id")
+            let indexOffset = reader.offset
+            let index = try reader.readCount(limit: 1 << 24, minimumItemBytes: 0, "chunk index")
+            let total = try reader.readCount(limit: 1 << 24, minimumItemBytes: 0, "chunk total")
+            guard index < total else {
+                throw CodecError(.invalidValue, at: indexOffset, "chunk index \(index) not below total \(total)")
+            }
+            let vector = try PayloadCodec.readVector(from: &reader)
+            let count = try reader.readCount(limit: reader.limits.maximumElements, minimumItemBytes: 2, "objects")
+            var objects: [KeyedDelta] = []
+            for _ in 0..<count {
+                let offset = reader.offset
+                let key = try reader.readString("key")
+                if let last = objects.last, !(last.key < key) {
+                    throw CodecError(.notCanonical, at: offset, "snapshot keys are not strictly increasing")
+                }
+                objects.append(KeyedDelta(key: key, value: try PayloadCodec.decode(from: &reader)))
+            }
+            message = .snapshot(
+                SnapshotChunk(
+                    domain: domain, identifier: identifier, index: index, total: total, vector: vector, objects: objects))
+        case 7:
+            let domain = try reader.readString("domain")
+            message = .acknowledge(domain: domain, sequence: try reader.readVarint("sequence"))
+        case 8:
+            let id = try reader.readVarint("read id")
+            let domain = try reader.readString("domain")
+            message = .readRequest(id: id, domain: domain, key: try reader.readString("key"))
+        case 9:
+            let id = try reader.readVarint("read id")
+            let domain = try reader.readString("domain")
+            let key = try reader.readString("key")
+            let presentOffset = reader.offset
+            let present = try reader.readByte("presence")
+            switch present {
+            case 0: message = .readReply(id: id, domain: domain, key: key, value: nil)
+            case 1:
+                message = .readReply(id: id, domain: domain, key: key, value: try PayloadCodec.decode(from: &reader))
+            default: throw CodecError(.invalidValue, at: presentOffset, "presence \(present)")
+            }
+        case 10:
+            let root = ReplicaID(try reader.readVarint("root"))
+            message = .beacon(root: root, round: try reader.readVarint("round"))
+        default:
+            throw CodecError(.wrongKind, at: kindOffset, "message kind \(kind) is unknown")
+        }
+        try reader.expectEnd()
+        return message
+    }
+
+    // link = 0x00 | 0x01 epoch sequence vector(dependencies)
+    static func writeLink(_ link: LinkHeader?, to writer: inout ByteWriter) {
+        guard let link else {
+            writer.writeByte(0)
+            return
+        }
+        writer.writeByte(1)
+        writer.writeVarint(link.epoch)
+        writer.writeVarint(link.sequence)
+        PayloadCodec.writeCounts(link.dependencies, to: &writer)
+    }
+
+    static func readLink(from reader: inout ByteReader) throws(CodecError) -> LinkHeader? {
+        let offset = reader.offset
+        switch try reader.readByte("link presence") {
+        case 0: return nil
+        case 1:
+            let epoch = try reader.readVarint("epoch")
+            let sequence = try reader.readVarint("batch sequence")
+            let dependencies = try PayloadCodec.readVector(from: &reader).entries
+            return LinkHeader(epoch: epoch, sequence: sequence, dependencies: dependencies)
+        default: throw CodecError(.invalidValue, at: offset, "link presence byte is not 0 or 1")
+        }
+    }
+
+    static func writeRanges(_ ranges: [SequenceRange], to writer: inout ByteWriter) {
+        writer.writeCount(ranges.count)
+        for range in ranges {
+            writer.writeVarint(range.origin.rawValue)
+            writer.writeVarint(range.first)
+            writer.writeVarint(range.last - range.first)
+        }
+    }
+
+    static func readRanges(from reader: inout ByteReader) throws(CodecError) -> [SequenceRange] {
+        let count = try reader.readCount(limit: reader.limits.maximumReplicas, minimumItemBytes: 3, "ranges")
+        var ranges: [SequenceRange] = []
+        for _ in 0..<count {
+            let offset = reader.offset
+            let origin = ReplicaID(try reader.readVarint("origin"))
+            let first = try reader.readVarint("first")
+            let span = try reader.readVarint("span")
+            guard first >= 1, span < UInt64.max - first else {
+                throw CodecError(.invalidValue, at: offset, "range starts at zero or overflows")
+            }
+            ranges.append(SequenceRange(origin: origin, first: first, last: first + span))
+        }
+        return ranges
+    }
+}

@@ -1,0 +1,183 @@
+import MeshCRDT
+import MeshCodec
+
+/// The type of a replicated object; one key holds one type for its lifetime.
+public enum ObjectType: UInt8, Sendable, Hashable, CaseIterable, CustomStringConvertible {
+    /// `PNCounter`.
+    case counter = 1
+    /// `ORSet<String>`.
+    case set = 2
+    /// `LWWMap<String, String>`.
+    case map = 3
+    /// `LWWRegister<String>`.
+    case register = 4
+    /// `MVRegister<String>`.
+    case multiValueRegister = 5
+    /// `EWFlag`.
+    case flag = 6
+
+    public var description: String {
+        switch self {
+        case .counter: "counter"
+        case .set: "set"
+        case .map: "map"
+        case .register: "register"
+        case .multiValueRegister: "mvregister"
+        case .flag: "flag"
+        }
+    }
+}
+
+/// A replicated object's state or delta, tagged with its type.
+public enum ObjectValue: Sendable, Equatable {
+    case counter(PNCounter)
+    case set(ORSet<String>)
+    case map(LWWMap<String, String>)
+    case register(LWWRegister<String>)
+    case multiValueRegister(MVRegister<String>)
+    case flag(EWFlag)
+
+    /// The object's type.
+    public var type: ObjectType {
+        switch self {
+        case .counter: .counter
+        case .set: .set
+        case .map: .map
+        case .register: .register
+        case .multiValueRegister: .multiValueRegister
+        case .flag: .flag
+        }
+    }
+
+    /// The bottom value of `type`.
+    public static func bottom(of type: ObjectType) -> ObjectValue {
+        switch type {
+        case .counter: .counter(PNCounter())
+        case .set: .set(ORSet())
+        case .map: .map(LWWMap())
+        case .register: .register(LWWRegister())
+        case .multiValueRegister: .multiValueRegister(MVRegister())
+        case .flag: .flag(EWFlag())
+        }
+    }
+
+    /// Joins `other` into `self`; `false` (and no change) when the types differ.
+    @discardableResult
+    public mutating func merge(_ other: ObjectValue) -> Bool {
+        switch (self, other) {
+        case (.counter(var mine), .counter(let theirs)):
+            self = .flag(EWFlag())  // release the payload so the merge below is in place
+            mine.merge(theirs)
+            self = .counter(mine)
+        case (.set(var mine), .set(let theirs)):
+            self = .flag(EWFlag())
+            mine.merge(theirs)
+            self = .set(mine)
+        case (.map(var mine), .map(let theirs)):
+            self = .flag(EWFlag())
+            mine.merge(theirs)
+            self = .map(mine)
+        case (.register(var mine), .register(let theirs)):
+            mine.merge(theirs)
+            self = .register(mine)
+        case (.multiValueRegister(var mine), .multiValueRegister(let theirs)):
+            self = .flag(EWFlag())
+            mine.merge(theirs)
+            self = .multiValueRegister(mine)
+        case (.flag(var mine), .flag(let theirs)):
+            mine.merge(theirs)
+            self = .flag(mine)
+        default:
+            return false
+        }
+        return true
+    }
+}
+
+/// One local mutation. Each names the object type it applies to.
+public enum WriteOperation: Sendable, Hashable {
+    /// Counter: add `amount`.
+    case increment(UInt64)
+    /// Counter: subtract `amount`.
+    case decrement(UInt64)
+    /// Set: add an element.
+    case insert(String)
+    /// Set: remove an element (observed-remove).
+    case remove(String)
+    /// Map: set `field` to `value`.
+    case setField(String, String)
+    /// Map: remove `field` (observed-remove).
+    case removeField(String)
+    /// Register: assign a value (last writer wins by HLC timestamp, then replica).
+    case assign(String)
+    /// Multi-value register: assign a value, replacing the values observed here.
+    case assignMultiValue(String)
+    /// Flag: enable (enable wins over a concurrent disable).
+    case enable
+    /// Flag: disable.
+    case disable
+
+    /// The object type this operation applies to.
+    public var objectType: ObjectType {
+        switch self {
+        case .increment, .decrement: .counter
+        case .insert, .remove: .set
+        case .setField, .removeField: .map
+        case .assign: .register
+        case .assignMultiValue: .multiValueRegister
+        case .enable, .disable: .flag
+        }
+    }
+
+    /// Applies the operation to `object` (of the right type) and returns the delta.
+    func apply(to object: inout ObjectValue, at replica: ReplicaID, timestamp: HLCTimestamp) -> ObjectValue {
+        switch (self, object) {
+        case (.increment(let amount), .counter(var value)):
+            let delta = value.increment(by: amount, at: replica)
+            object = .counter(value)
+            return .counter(delta)
+        case (.decrement(let amount), .counter(var value)):
+            let delta = value.decrement(by: amount, at: replica)
+            object = .counter(value)
+            return .counter(delta)
+        case (.insert(let element), .set(var value)):
+            object = .flag(EWFlag())
+            let delta = value.insert(element, at: replica)
+            object = .set(value)
+            return .set(delta)
+        case (.remove(let element), .set(var value)):
+            object = .flag(EWFlag())
+            let delta = value.remove(element)
+            object = .set(value)
+            return .set(delta)
+        case (.setField(let field, let text), .map(var value)):
+            object = .flag(EWFlag())
+            let delta = value.set(field, to: text, timestamp: timestamp, at: replica)
+            object = .map(value)
+            return .map(delta)
+        case (.removeField(let field), .map(var value)):
+            object = .flag(EWFlag())
+            let delta = value.remove(field)
+            object = .map(value)
+            return .map(delta)
+        case (.assign(let text), .register(var value)):
+            let delta = value.set(text, timestamp: timestamp, at: replica)
+            object = .register(value)
+            return .register(delta)
+        case (.assignMultiValue(let text), .multiValueRegister(var value)):
+            let delta = value.set(text, at: replica)
+            object = .multiValueRegister(value)
+            return .multiValueRegister(delta)
+        case (.enable, .flag(var value)):
+            let delta = value.enable(at: replica)
+            object = .flag(value)
+            return .flag(delta)
+        case (.disable, .flag(var value)):
+            let delta = value.disable()
+            object = .flag(value)
+            return .flag(delta)
+        default:
+            preconditionFailure("operation \(self) applied to \(object.type); the caller checks the type first")
+        }
+    }
+}

@@ -1,0 +1,96 @@
+import MeshReplication
+
+/// Everything that defines one simulated run; with the seed it determines the run exactly.
+public struct Scenario: Sendable, Hashable {
+    /// Replicas in the mesh (up to a few thousand).
+    public var nodes: Int = 8
+    /// Local writes issued during the write phase, at random nodes.
+    public var writes: Int = 100
+    /// Causal domains (every node replicates all of them).
+    public var domains: Int = 1
+    /// Whether domains after the first alternate to `eventual` mode.
+    public var mixesEventualDomains: Bool = false
+    /// The seed of the single random generator.
+    public var seed: UInt64 = 1
+    /// Probability that a message is lost.
+    public var loss: Double = 0
+    /// Probability that a message is delivered twice.
+    public var duplicate: Double = 0
+    /// Probability that a message is held back (delivered out of order).
+    public var reorder: Double = 0
+    /// Partition episodes during the fault phase (symmetric, one-way, majorities ring, isolate one).
+    public var partitions: Int = 0
+    /// A node cut off from everyone for the whole fault phase (to force snapshot catch-up).
+    public var isolatedNode: Int?
+    /// Crash-restarts during the fault phase.
+    public var crashes: Int = 0
+    /// Each node's clock is off by a uniform amount in `±skewMilliseconds`.
+    public var skewMilliseconds: UInt64 = 0
+    /// Gossip strategy and fan-out.
+    public var strategy: GossipStrategy = .plumtree
+    public var fanout: Int = 3
+    /// The gossip interval (a "round").
+    public var intervalMilliseconds: UInt64 = 100
+    /// Pushes are flushed this many times per interval.
+    public var flushesPerInterval: UInt64 = 4
+    /// Length of the write phase, in intervals (0: chosen from the write count).
+    public var writeIntervals: Int = 0
+    /// Distinct keys per domain (0: chosen from the write count).
+    public var keysPerDomain: Int = 0
+    /// Fraction of writes that ask for a write concern of `writeConcernReplicas`.
+    public var writeConcernFraction: Double = 0
+    public var writeConcernReplicas: Int = 2
+    /// Median one-way latency (ms) and the heavy tail's shape (Pareto alpha).
+    public var latencyMilliseconds: Double = 10
+    public var latencyTailAlpha: Double = 1.5
+    /// Bounds handed to every replica.
+    public var maximumLogDeltas: Int = 65_536
+    public var maximumLogBytes: Int = 16 << 20
+    public var maximumBufferedDeltas: Int = 4_096
+    public var maximumBufferedBytes: Int = 4 << 20
+    /// Rounds allowed after healing before the run is declared not converged.
+    public var healIntervals: Int = 400
+    /// Round-trip every message through its binary encoding (slower; proves the wire path).
+    public var encodesMessages: Bool = false
+    /// Check every replica's internal invariants after every event (slower).
+    public var checksEveryStep: Bool = false
+    /// Most dependencies per write the checker records independently of the protocol (the
+    /// most recently delivered ones). All of them up to 256 writers; a sample above, where the
+    /// full check would cost O(N) per delivery.
+    public var checkedDependencies: Int = 256
+    var effectiveCheckedDependencies: Int { nodes <= 256 ? checkedDependencies : min(checkedDependencies, 32) }
+
+    /// Creates the default scenario.
+    public init() {}
+
+    /// A harsh fault mix: 20% loss, 20% duplication, reordering, repeated partitions,
+    /// crash-restarts, ±300 s clock skew.
+    public static func harsh(nodes: Int, writes: Int, seed: UInt64) -> Scenario {
+        var scenario = Scenario()
+        scenario.nodes = nodes
+        scenario.writes = writes
+        scenario.seed = seed
+        scenario.loss = 0.2
+        scenario.duplicate = 0.2
+        scenario.reorder = 0.2
+        scenario.partitions = 3
+        scenario.crashes = 2
+        scenario.skewMilliseconds = 300_000
+        return scenario
+    }
+
+    func replicationConfiguration() -> ReplicationConfiguration {
+        var configuration = ReplicationConfiguration()
+        configuration.strategy = strategy
+        configuration.fanout = fanout
+        configuration.maximumEagerPeers = max(configuration.maximumEagerPeers, 2 * fanout)
+        configuration.gossipIntervalMilliseconds = intervalMilliseconds
+        configuration.graftTimeoutMilliseconds = 2 * intervalMilliseconds
+        configuration.repairDelayMilliseconds = 3 * intervalMilliseconds
+        configuration.maximumLogDeltas = maximumLogDeltas
+        configuration.maximumLogBytes = maximumLogBytes
+        configuration.maximumBufferedDeltas = maximumBufferedDeltas
+        configuration.maximumBufferedBytes = maximumBufferedBytes
+        return configuration
+    }
+}

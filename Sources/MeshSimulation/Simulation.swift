@@ -1,0 +1,712 @@
+import MeshCRDT
+import MeshReplication
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A deterministic simulation of a mesh of replicas: virtual time, one seeded generator,
+/// a faulty network (loss, duplication, heavy-tailed delay, reordering, partitions),
+/// crash-restarts from persisted state, per-node clock skew, traffic accounting and an
+/// invariant checker that is independent of the protocol's own bookkeeping.
+///
+/// The same `Scenario` (seed included) always produces the same `SimulationReport`.
+public struct Simulation {
+    enum Payload {
+        case message(ReplicationMessage)
+        case bytes([UInt8])
+    }
+
+    enum EventKind {
+        case message(from: Int, to: Int, payload: Payload)
+        case tick(Int)
+        case write
+        case crash(Int)
+        case restart(Int)
+        case partition(PartitionKind)
+        case healPartition
+        case heal
+        case check
+    }
+
+    enum PartitionKind: Int, CaseIterable {
+        case symmetric, oneWay, majoritiesRing, isolate
+    }
+
+    struct Event {
+        var time: UInt64
+        var order: UInt64
+        var kind: EventKind
+    }
+
+    struct WriteRecord {
+        var time: UInt64
+        var node: Int32
+        var domain: Int32
+        var key: Int32
+        var sequence: UInt64
+        var delivered: Int32 = 0
+        var lastDelivery: UInt64 = 0
+        var acknowledged = false
+        var timestamp: HLCTimestamp
+        var value: String
+        var counterDelta: Int64
+    }
+
+    let scenario: Scenario
+    let configuration: ReplicationConfiguration
+    let domainConfigurations: [DomainConfiguration]
+    var random: ScriptedRandom
+    var replicas: [ReplicaStateMachine?]
+    var persisted: [PersistedReplica?]
+    let peerIDs: [PeerID]
+    let skew: [Int64]
+    var heap: [Event] = []
+    var order: UInt64 = 0
+    var now: UInt64 = 0
+    let epochMilliseconds: UInt64 = 1_000_000_000
+
+    // Network state.
+    var faultsActive = true
+    var partition: PartitionKind?
+    var side: [Bool]
+    var isolated = 0
+
+    // Workload.
+    var writesIssued = 0
+    var writeStart: UInt64 = 0
+    var writeEnd: UInt64 = 0
+    var healAt: UInt64 = 0
+    var keysPerDomain: Int
+
+    // Checker state (independent of the replicas' own vectors).
+    var writes: [WriteRecord] = []
+    var writeIndex: [[[Int32]]]  // [domain][origin] -> write index by sequence - 1
+    var dependencies: [[(origin: Int32, sequence: UInt64)]] = []
+    var views: [[UInt64]]  // [domain][node * N + origin]
+    var dirty: [[Bool]]  // [domain][node * N + origin]
+    var dirtyLists: [[[Int32]]]  // [domain][node]
+    var deliveredTotals: [[Int]]  // [domain][node]
+
+    // Report.
+    var report = SimulationReport()
+    var firstFailure: String?
+    var currentStep = ""
+    var convergedAt: UInt64?
+
+    /// Prepares a run of `scenario`.
+    public init(_ scenario: Scenario, script: [UInt8] = []) {
+        precondition(scenario.nodes >= 1 && scenario.domains >= 1 && scenario.writes >= 0)
+        self.scenario = scenario
+        self.configuration = scenario.replicationConfiguration()
+        var random = ScriptedRandom(script: script, seed: scenario.seed)
+        let count = scenario.nodes
+        self.peerIDs = (0..<count).map { ReplicaID(UInt64($0 + 1)) }
+        self.domainConfigurations = (0..<scenario.domains).map { index in
+            DomainConfiguration(
+                name: "d\(index)", mode: scenario.mixesEventualDomains && index % 2 == 1 ? .eventual : .causal)
+        }
+        var skews: [Int64] = []
+        for _ in 0..<count {
+            let range = Int(scenario.skewMilliseconds) * 2 + 1
+            skews.append(scenario.skewMilliseconds == 0 ? 0 : Int64(random.below(range)) - Int64(scenario.skewMilliseconds))
+        }
+        self.skew = skews
+        var replicas: [ReplicaStateMachine?] = []
+        replicas.reserveCapacity(count)
+        for index in 0..<count {
+            replicas.append(
+                ReplicaStateMachine(
+                    replicaID: peerIDs[index], domains: domainConfigurations, peers: peerIDs,
+                    configuration: configuration, seed: random.next()))
+        }
+        self.replicas = replicas
+        self.persisted = Array(repeating: nil, count: count)
+        self.side = Array(repeating: false, count: count)
+        self.random = random
+        self.keysPerDomain =
+            scenario.keysPerDomain > 0 ? scenario.keysPerDomain : max(12, min(4_096, scenario.writes / (4 * scenario.domains)))
+        self.writeIndex = Array(repeating: Array(repeating: [], count: count), count: scenario.domains)
+        self.views = Array(repeating: Array(repeating: 0, count: count * count), count: scenario.domains)
+        self.dirty = Array(repeating: Array(repeating: false, count: count * count), count: scenario.domains)
+        self.dirtyLists = Array(repeating: Array(repeating: [], count: count), count: scenario.domains)
+        self.deliveredTotals = Array(repeating: Array(repeating: 0, count: count), count: scenario.domains)
+    }
+
+    /// Runs the scenario to convergence (or the heal deadline) and checks every invariant.
+    public mutating func run() -> SimulationReport {
+        let interval = scenario.intervalMilliseconds
+        let writeIntervals =
+            scenario.writeIntervals > 0
+            ? scenario.writeIntervals : max(20, min(100, scenario.writes / max(1, scenario.nodes)))
+        writeStart = 2 * interval
+        writeEnd = writeStart + UInt64(writeIntervals) * interval
+        healAt = writeEnd + interval
+        report.seed = scenario.seed
+        report.nodes = scenario.nodes
+        report.domains = scenario.domains
+        report.strategy = scenario.strategy == .plumtree ? "plumtree" : "classic"
+
+        let tickPeriod = max(1, interval / scenario.flushesPerInterval)
+        for node in 0..<scenario.nodes {
+            schedule(at: UInt64(random.below(Int(tickPeriod))), .tick(node))
+        }
+        if scenario.writes > 0 { schedule(at: writeStart, .write) }
+        schedulePartitions()
+        scheduleCrashes()
+        schedule(at: healAt, .heal)
+
+        let deadline = healAt + UInt64(scenario.healIntervals) * interval
+        while let event = popEvent() {
+            if event.time > deadline { break }
+            now = event.time
+            handle(event.kind)
+            if convergedAt != nil { break }
+        }
+        finish()
+        return report
+    }
+
+    // MARK: Scheduling
+
+    mutating func schedule(at time: UInt64, _ kind: EventKind) {
+        order += 1
+        heap.append(Event(time: time, order: order, kind: kind))
+        var child = heap.count - 1
+        while child > 0 {
+            let parent = (child - 1) / 2
+            if earlier(heap[child], heap[parent]) {
+                heap.swapAt(child, parent)
+                child = parent
+            } else {
+                break
+            }
+        }
+    }
+
+    @inline(__always)
+    func earlier(_ a: Event, _ b: Event) -> Bool {
+        a.time != b.time ? a.time < b.time : a.order < b.order
+    }
+
+    mutating func popEvent() -> Event? {
+        guard !heap.isEmpty else { return nil }
+        let top = heap[0]
+        let last = heap.removeLast()
+        if !heap.isEmpty {
+            heap[0] = last
+            var parent = 0
+            while true {
+                let left = 2 * parent + 1
+                if left >= heap.count { break }
+                let right = left + 1
+                var best = left
+                if right < heap.count && earlier(heap[right], heap[left]) { best = right }
+                if earlier(heap[best], heap[parent]) {
+                    heap.swapAt(best, parent)
+                    parent = best
+                } else {
+                    break
+                }
+            }
+        }
+        return top
+    }
+
+    mutating func schedulePartitions() {
+        guard scenario.partitions > 0 else { return }
+        let span = (writeEnd - writeStart) / UInt64(scenario.partitions)
+        guard span > 1 else { return }
+        for episode in 0..<scenario.partitions {
+            let start = writeStart + UInt64(episode) * span + UInt64(random.below(Int(span / 4) + 1))
+            let length = span / 2 + UInt64(random.below(Int(span / 4) + 1))
+            let kind = PartitionKind.allCases[random.below(PartitionKind.allCases.count)]
+            schedule(at: start, .partition(kind))
+            schedule(at: min(start + length, writeEnd), .healPartition)
+        }
+    }
+
+    mutating func scheduleCrashes() {
+        guard scenario.crashes > 0 else { return }
+        let span = writeEnd - writeStart
+        for _ in 0..<scenario.crashes {
+            let node = random.below(scenario.nodes)
+            let at = writeStart + UInt64(random.below(Int(span)))
+            let down = scenario.intervalMilliseconds * UInt64(2 + random.below(9))
+            schedule(at: at, .crash(node))
+            schedule(at: min(at + down, writeEnd), .restart(node))
+        }
+    }
+
+    func instant(for node: Int) -> Instant {
+        Instant(milliseconds: UInt64(Int64(epochMilliseconds + now) + skew[node]))
+    }
+
+    // MARK: Events
+
+    mutating func handle(_ kind: EventKind) {
+        switch kind {
+        case .message(let from, let to, let payload):
+            report.messagesDelivered += 1
+            if case .message(let message) = payload {
+                switch message {
+                case .deltas(_, let link, let records):
+                    currentStep = "message from \(from) link \(link.map { "\($0.epoch)/\($0.sequence) deps \($0.dependencies.count)" } ?? "repair") records \(records.map(\.description))"
+                default: currentStep = "message \(message.kind) from \(from)"
+                }
+            } else {
+                currentStep = "bytes from \(from)"
+            }
+            guard replicas[to] != nil else { return }
+            let at = instant(for: to)
+            let actions: [ReplicationAction]
+            switch payload {
+            case .message(let message): actions = replicas[to]!.receive(message, from: peerIDs[from], now: at)
+            case .bytes(let bytes): actions = replicas[to]!.receive(bytes, from: peerIDs[from], now: at)
+            }
+            perform(actions, at: to)
+            afterStep(node: to)
+        case .tick(let node):
+            currentStep = "tick"
+            schedule(at: now + max(1, scenario.intervalMilliseconds / scenario.flushesPerInterval), .tick(node))
+            guard replicas[node] != nil else { return }
+            let actions = replicas[node]!.tick(now: instant(for: node))
+            perform(actions, at: node)
+            afterStep(node: node)
+        case .write:
+            issueWrite()
+            if writesIssued < scenario.writes {
+                let span = writeEnd - writeStart
+                let next = writeStart + span * UInt64(writesIssued) / UInt64(max(1, scenario.writes))
+                schedule(at: max(now, next), .write)
+            }
+        case .crash(let node):
+            guard let replica = replicas[node] else { return }
+            persisted[node] = replica.persisted
+            replicas[node] = nil
+            report.crashes += 1
+        case .restart(let node):
+            restart(node)
+        case .partition(let kind):
+            guard faultsActive else { return }
+            partition = kind
+            for node in 0..<scenario.nodes { side[node] = random.below(2) == 0 }
+            isolated = random.below(scenario.nodes)
+            report.partitionEpisodes += 1
+        case .healPartition:
+            partition = nil
+        case .heal:
+            faultsActive = false
+            partition = nil
+            for node in 0..<scenario.nodes where replicas[node] == nil { restart(node) }
+            schedule(at: now + scenario.intervalMilliseconds, .check)
+        case .check:
+            if isConverged() {
+                convergedAt = now
+            } else {
+                schedule(at: now + scenario.intervalMilliseconds, .check)
+            }
+        }
+    }
+
+    /// The eager (tree) links of every live replica, for diagnostics.
+    public var eagerLinks: [[Int]] {
+        replicas.map { $0?.eagerPeers.map { Int($0.rawValue) - 1 } ?? [] }
+    }
+
+    mutating func restart(_ node: Int) {
+        guard replicas[node] == nil, let stored = persisted[node] else { return }
+        replicas[node] = ReplicaStateMachine(
+            restoring: stored, peers: peerIDs, configuration: configuration, seed: random.next())
+        persisted[node] = nil
+        report.restarts += 1
+    }
+
+    mutating func afterStep(node: Int) {
+        guard let replica = replicas[node] else { return }
+        for domain in domainConfigurations {
+            guard let metrics = replica.metrics(of: domain.name) else { continue }
+            report.maxCausalBuffer = max(report.maxCausalBuffer, metrics.bufferedCount)
+            report.maxCausalBufferBytes = max(report.maxCausalBufferBytes, metrics.bufferedBytes)
+            report.maxLogBytes = max(report.maxLogBytes, metrics.logBytes)
+            report.maxLogDeltas = max(report.maxLogDeltas, metrics.logCount)
+            if metrics.bufferedCount > scenario.maximumBufferedDeltas || metrics.bufferedBytes > scenario.maximumBufferedBytes
+                || metrics.logCount > scenario.maximumLogDeltas || metrics.logBytes > scenario.maximumLogBytes
+            {
+                report.capViolations += 1
+                fail("node \(node) \(domain.name) over a cap: \(metrics)")
+            }
+        }
+        if scenario.checksEveryStep, let problem = replica.invariantViolation() {
+            report.capViolations += 1
+            fail("node \(node): \(problem)")
+        }
+    }
+
+    mutating func fail(_ message: String) {
+        if firstFailure == nil { firstFailure = "t=\(now)ms: \(message)" }
+    }
+
+    // MARK: Network
+
+    func canSend(from: Int, to: Int) -> Bool {
+        if let cutOff = scenario.isolatedNode, from == cutOff || to == cutOff { return false }
+        guard let partition else { return true }
+        switch partition {
+        case .symmetric: return side[from] == side[to]
+        case .oneWay: return !(side[from] && !side[to])
+        case .isolate: return from != isolated && to != isolated
+        case .majoritiesRing:
+            let count = scenario.nodes
+            let distance = abs(from - to)
+            return min(distance, count - distance) <= count / 4 + 1
+        }
+    }
+
+    mutating func latency() -> UInt64 {
+        // Pareto tail around the median: heavy-tailed but capped at 50× the median.
+        let u = max(random.unit(), 1e-9)
+        let median = scenario.latencyMilliseconds
+        let pareto = median * 0.5 * pow(u, -1.0 / scenario.latencyTailAlpha)
+        return UInt64(min(pareto, median * 50)) + 1
+    }
+
+    mutating func send(_ message: ReplicationMessage, from: Int, to: Int) {
+        let size = message.encodedByteCount
+        let kind = message.kind
+        report.bytesSent += size
+        report.messagesSent += 1
+        report.bytesByKind[kind, default: 0] += size
+        report.messagesByKind[kind, default: 0] += 1
+        guard to != from, to >= 0, to < scenario.nodes else { return }
+        if faultsActive {
+            if !canSend(from: from, to: to) || random.chance(scenario.loss) {
+                report.messagesDropped += 1
+                return
+            }
+        }
+        let payload: Payload = scenario.encodesMessages ? .bytes(message.encoded()) : .message(message)
+        var delay = latency()
+        if faultsActive && random.chance(scenario.reorder) {
+            delay += UInt64(random.below(Int(3 * scenario.intervalMilliseconds) + 1))
+        }
+        schedule(at: now + delay, .message(from: from, to: to, payload: payload))
+        if faultsActive && random.chance(scenario.duplicate) {
+            report.messagesDuplicated += 1
+            schedule(at: now + latency(), .message(from: from, to: to, payload: payload))
+        }
+    }
+
+    mutating func perform(_ actions: [ReplicationAction], at node: Int) {
+        for action in actions {
+            switch action {
+            case .send(let message, let peer):
+                send(message, from: node, to: Int(peer.rawValue) - 1)
+            case .deliver(let delivery):
+                observe(delivery, at: node)
+            case .acknowledge(let id):
+                acknowledge(id)
+            case .completeRead:
+                report.readsCompleted += 1
+            case .fail(let error):
+                report.errors[error.code.description, default: 0] += 1
+                switch error.code {
+                case .writeConcernTimeout, .readTimeout: break
+                default: fail("node \(node) reported \(error)")
+                }
+            }
+        }
+    }
+
+    // MARK: Workload
+
+    mutating func issueWrite() {
+        let index = writesIssued
+        writesIssued += 1
+        var node = random.below(scenario.nodes)
+        if replicas[node] == nil {
+            // A crashed node cannot take writes; give it to the next live one.
+            var candidate = (node + 1) % scenario.nodes
+            while replicas[candidate] == nil && candidate != node { candidate = (candidate + 1) % scenario.nodes }
+            guard replicas[candidate] != nil else { return }
+            node = candidate
+        }
+        let domain = random.below(scenario.domains)
+        let key = random.below(keysPerDomain)
+        let type = ObjectType.allCases[key % ObjectType.allCases.count]
+        let value = "w\(index)"
+        var counterDelta: Int64 = 0
+        let operation: WriteOperation
+        switch type {
+        case .counter:
+            let amount = UInt64(1 + random.below(5))
+            if random.below(10) == 0 {
+                operation = .decrement(amount)
+                counterDelta = -Int64(amount)
+            } else {
+                operation = .increment(amount)
+                counterDelta = Int64(amount)
+            }
+        case .set:
+            let element = "e\(random.below(32))"
+            operation = random.below(10) < 7 ? .insert(element) : .remove(element)
+        case .map:
+            operation = random.below(10) < 8 ? .setField("f\(random.below(8))", value) : .removeField("f\(random.below(8))")
+        case .register: operation = .assign(value)
+        case .multiValueRegister: operation = .assignMultiValue(value)
+        case .flag: operation = random.below(10) < 6 ? .enable : .disable
+        }
+        let concern: WriteConcern =
+            random.chance(scenario.writeConcernFraction) ? .replicas(scenario.writeConcernReplicas) : .local
+        let name = domainConfigurations[domain].name
+        let outcome: WriteOutcome
+        do {
+            outcome = try replicas[node]!.write(
+                operation, to: "k\(key)", in: name, concern: concern, now: instant(for: node))
+        } catch {
+            fail("write \(index) at node \(node) failed: \(error)")
+            return
+        }
+        let writeNumber = Int32(writes.count)
+        writes.append(
+            WriteRecord(
+                time: now, node: Int32(node), domain: Int32(domain), key: Int32(key),
+                sequence: outcome.id.sequence, timestamp: outcome.timestamp, value: value, counterDelta: counterDelta))
+        precondition(writeIndex[domain][node].count == Int(outcome.id.sequence) - 1, "sequence numbers are dense")
+        writeIndex[domain][node].append(writeNumber)
+        // Dependencies as the checker saw them: what this node delivered since its last write.
+        let count = scenario.nodes
+        var list: [(origin: Int32, sequence: UInt64)] = []
+        for origin in dirtyLists[domain][node].suffix(scenario.effectiveCheckedDependencies) {
+            list.append((origin, views[domain][node * count + Int(origin)]))
+        }
+        for origin in dirtyLists[domain][node] { dirty[domain][node * count + Int(origin)] = false }
+        dirtyLists[domain][node].removeAll(keepingCapacity: true)
+        dependencies.append(list)
+        report.writes += 1
+        report.lowerBoundBytes += (scenario.nodes - 1) * outcome.recordByteCount
+        report.bareDeltaLowerBoundBytes += (scenario.nodes - 1) * outcome.deltaByteCount
+        perform(outcome.actions, at: node)
+    }
+
+    /// Issues one more write (tests drive the checker directly with it).
+    mutating func issueWriteForTesting() {
+        issueWrite()
+    }
+
+    mutating func acknowledge(_ id: WriteID) {
+        guard let domain = domainConfigurations.firstIndex(where: { $0.name == id.domain }) else { return }
+        let origin = Int(id.replica.rawValue) - 1
+        let list = writeIndex[domain][origin]
+        guard id.sequence >= 1, Int(id.sequence) <= list.count else {
+            fail("acknowledgement of unknown write \(id)")
+            return
+        }
+        let number = Int(list[Int(id.sequence) - 1])
+        if !writes[number].acknowledged {
+            writes[number].acknowledged = true
+            report.acknowledgedWrites += 1
+        }
+    }
+
+    // MARK: Checking
+
+    mutating func observe(_ delivery: Delivery, at node: Int) {
+        guard let domain = domainConfigurations.firstIndex(where: { $0.name == delivery.domain }) else {
+            fail("delivery in unknown domain \(delivery.domain)")
+            return
+        }
+        let count = scenario.nodes
+        let origin = Int(delivery.origin.rawValue) - 1
+        let slot = node * count + origin
+        let seen = views[domain][slot]
+        if delivery.firstSequence <= seen {
+            report.duplicateDeliveries += 1
+            fail("node \(node) delivered \(delivery.origin):\(delivery.firstSequence) twice")
+            return
+        }
+        let isCausal = domainConfigurations[domain].mode == .causal
+        if delivery.firstSequence != seen + 1 {
+            if isCausal {
+                report.causalViolations += 1
+                fail("node \(node) delivered \(delivery.origin):\(delivery.firstSequence) after only \(seen)")
+            }
+        }
+        let list = writeIndex[domain][origin]
+        guard delivery.lastSequence <= UInt64(list.count) else {
+            fail("node \(node) delivered writes of \(delivery.origin) never issued")
+            return
+        }
+        for sequence in delivery.firstSequence...delivery.lastSequence {
+            let number = Int(list[Int(sequence) - 1])
+            if isCausal && delivery.source == .remote {
+                for dependency in dependencies[number]
+                where views[domain][node * count + Int(dependency.origin)] < dependency.sequence {
+                    report.causalViolations += 1
+                    fail(
+                        "node \(node) delivered \(delivery.origin):\(sequence) before its dependency \(dependency.origin + 1):\(dependency.sequence) (during \(currentStep.prefix(300)))"
+                    )
+                }
+            }
+            writes[number].delivered += 1
+            if writes[number].delivered == Int32(count) { writes[number].lastDelivery = now }
+        }
+        views[domain][slot] = delivery.lastSequence
+        deliveredTotals[domain][node] += Int(delivery.lastSequence - seen)
+        if origin != node && !dirty[domain][slot] {
+            dirty[domain][slot] = true
+            dirtyLists[domain][node].append(Int32(origin))
+        }
+    }
+
+    func isConverged() -> Bool {
+        guard writesIssued >= scenario.writes else { return false }
+        var totals = Array(repeating: 0, count: scenario.domains)
+        for write in writes { totals[Int(write.domain)] += 1 }
+        for domain in 0..<scenario.domains {
+            for node in 0..<scenario.nodes where deliveredTotals[domain][node] != totals[domain] { return false }
+        }
+        return true
+    }
+
+    mutating func finish() {
+        let interval = Double(scenario.intervalMilliseconds)
+        report.converged = convergedAt != nil
+        report.elapsedVirtualMilliseconds = now
+        var rounds: [Double] = []
+        rounds.reserveCapacity(writes.count)
+        var unfinished = 0
+        for write in writes {
+            if write.delivered == Int32(scenario.nodes) {
+                rounds.append(Double(write.lastDelivery - write.time) / interval)
+            } else {
+                unfinished += 1
+            }
+        }
+        rounds.sort()
+        if !rounds.isEmpty {
+            report.roundsP50 = rounds[min(rounds.count - 1, rounds.count / 2)]
+            report.roundsP99 = rounds[min(rounds.count - 1, (rounds.count * 99) / 100)]
+            report.roundsMax = rounds[rounds.count - 1]
+        }
+        report.writesNotEverywhere = unfinished
+        if report.converged { checkFinalState() } else { fail("did not converge within \(scenario.healIntervals) rounds of healing") }
+        for node in 0..<scenario.nodes {
+            guard let replica = replicas[node] else { continue }
+            if let problem = replica.invariantViolation() {
+                report.capViolations += 1
+                fail("node \(node) at the end: \(problem)")
+            }
+            for domain in domainConfigurations {
+                if let metrics = replica.metrics(of: domain.name) {
+                    report.snapshotsInstalled += metrics.snapshotsInstalled
+                    report.logEvictions += metrics.logEvictions
+                    report.bufferOverflows += metrics.bufferOverflows
+                }
+            }
+        }
+        report.snapshotBytes = report.bytesByKind["snapshot"] ?? 0
+        report.failure = firstFailure
+        report.passed = firstFailure == nil && report.converged
+    }
+
+    mutating func checkFinalState() {
+        let live = replicas.compactMap { $0 }
+        guard let reference = live.first, live.count == scenario.nodes else {
+            fail("not every replica is up at the end")
+            return
+        }
+        var expected = Array(repeating: [UInt64](repeating: 0, count: scenario.nodes), count: scenario.domains)
+        for write in writes {
+            expected[Int(write.domain)][Int(write.node)] = max(
+                expected[Int(write.domain)][Int(write.node)], write.sequence)
+        }
+        for (domainNumber, domain) in domainConfigurations.enumerated() {
+            let vector = reference.vector(of: domain.name) ?? VersionVector()
+            let objects = reference.objects(in: domain.name) ?? [:]
+            for node in 1..<live.count {
+                if live[node].vector(of: domain.name) != vector {
+                    fail("\(domain.name): node \(node) vector \(String(describing: live[node].vector(of: domain.name))) differs from \(vector)")
+                }
+                if live[node].objects(in: domain.name) != objects {
+                    fail("\(domain.name): node \(node) state differs from node 0")
+                }
+            }
+            // Every acknowledged write is present.
+            for write in writes where Int(write.domain) == domainNumber && write.acknowledged {
+                if vector[peerIDs[Int(write.node)]] < write.sequence {
+                    report.lostAcknowledgedWrites += 1
+                }
+            }
+            for node in 0..<scenario.nodes where vector[peerIDs[node]] != expected[domainNumber][node] {
+                fail("\(domain.name): final vector entry of node \(node) is \(vector[peerIDs[node]]), \(expected[domainNumber][node]) writes were issued")
+            }
+            // Counters: the value is the sum of every write; registers: the LWW winner.
+            var sums: [Int32: Int64] = [:]
+            var winners: [Int32: (HLCTimestamp, ReplicaID, String)] = [:]
+            for write in writes where Int(write.domain) == domainNumber {
+                let type = ObjectType.allCases[Int(write.key) % ObjectType.allCases.count]
+                if type == .counter { sums[write.key, default: 0] += write.counterDelta }
+                if type == .register {
+                    let candidate = (write.timestamp, peerIDs[Int(write.node)], write.value)
+                    if let current = winners[write.key] {
+                        if candidate.0 != current.0 ? candidate.0 > current.0 : candidate.1 > current.1 {
+                            winners[write.key] = candidate
+                        }
+                    } else {
+                        winners[write.key] = candidate
+                    }
+                }
+            }
+            for (key, sum) in sums {
+                guard case .counter(let counter)? = objects["k\(key)"], counter.value == sum else {
+                    report.lostAcknowledgedWrites += 1
+                    fail("\(domain.name): counter k\(key) is not the sum \(sum) of its writes")
+                    continue
+                }
+            }
+            for (key, winner) in winners {
+                guard case .register(let register)? = objects["k\(key)"], register.value == winner.2 else {
+                    report.lwwViolations += 1
+                    fail("\(domain.name): register k\(key) does not hold the LWW winner \(winner.2)")
+                    continue
+                }
+            }
+        }
+        if report.lostAcknowledgedWrites > 0 { fail("\(report.lostAcknowledgedWrites) acknowledged writes lost") }
+    }
+}
+
+
+
+/// The simulator's single source of randomness: bytes of a script first (a fuzzer's input
+/// decides the schedule), then a seeded SplitMix64 stream.
+struct ScriptedRandom {
+    var script: [UInt8]
+    var position = 0
+    var generator: SplitMix64
+
+    init(script: [UInt8], seed: UInt64) {
+        self.script = script
+        self.generator = SplitMix64(seed: seed)
+    }
+
+    mutating func next() -> UInt64 {
+        guard position < script.count else { return generator.next() }
+        // One script byte per decision, spread over 64 bits, so short inputs steer many choices.
+        let byte = UInt64(script[position])
+        position += 1
+        return (byte << 56) | (generator.next() >> 8)
+    }
+
+    mutating func below(_ bound: Int) -> Int {
+        precondition(bound > 0)
+        return Int(next().multipliedFullWidth(by: UInt64(bound)).high)
+    }
+
+    mutating func unit() -> Double { Double(next() >> 11) * (1.0 / 9_007_199_254_740_992.0) }
+
+    mutating func chance(_ probability: Double) -> Bool { probability > 0 && unit() < probability }
+}

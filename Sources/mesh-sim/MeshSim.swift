@@ -1,0 +1,134 @@
+import ArgumentParser
+import MeshReplication
+import MeshSimulation
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Runs one simulated scenario and prints its report as one JSON object.
+@main
+struct MeshSim: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "mesh-sim",
+        abstract: "Run one deterministic StateMesh replication scenario and print a JSON report.",
+        discussion: "A failing run prints its seed; the same --seed (and options) replays it exactly.")
+
+    @Option(help: "Replicas in the mesh.") var nodes = 8
+    @Option(help: "Writes at random nodes during the write phase.") var writes = 1_000
+    @Option(help: "Causal domains.") var domains = 1
+    @Option(help: "Seed of the single random generator.") var seed: UInt64 = 1
+    @Option(help: "Message loss probability during the fault phase.") var loss = 0.0
+    @Option(help: "Message duplication probability.") var duplicate = 0.0
+    @Option(help: "Probability a message is held back (reordered).") var reorder = 0.0
+    @Option(help: "Partition episodes (symmetric, one-way, majorities ring, isolate one).") var partitions = 0
+    @Option(help: "Crash-restarts from persisted state.") var crashes = 0
+    @Option(name: .customLong("skew-ms"), help: "Per-node clock skew bound, ± milliseconds.") var skewMilliseconds: UInt64 = 0
+    @Option(help: "Eager fan-out.") var fanout = 3
+    @Option(name: .customLong("interval-ms"), help: "Gossip interval (one round), milliseconds.") var intervalMilliseconds: UInt64 = 100
+    @Option(help: "plumtree or classic (join-of-buffer delta-state sync to random peers).") var mode = "plumtree"
+    @Option(name: .customLong("write-intervals"), help: "Length of the write phase in rounds (0: automatic).") var writeIntervals = 0
+    @Option(help: "Keys per domain (0: automatic).") var keys = 0
+    @Option(name: .customLong("latency-ms"), help: "Median-ish one-way latency scale (Pareto tail), milliseconds.") var latencyMilliseconds = 10.0
+    @Option(name: .customLong("flushes"), help: "Push flushes per gossip interval.") var flushes: UInt64 = 4
+    @Option(name: .customLong("log-cap"), help: "Most deltas in each domain's log.") var logCap = 65_536
+    @Option(name: .customLong("buffer-cap"), help: "Most deltas in each causal buffer.") var bufferCap = 4_096
+    @Option(name: .customLong("write-concern"), help: "W for a fraction of writes (see --concern-fraction).") var writeConcern = 2
+    @Option(name: .customLong("concern-fraction"), help: "Fraction of writes waiting for --write-concern replicas.") var concernFraction = 0.0
+    @Flag(help: "Alternate domains between causal and eventual mode.") var eventual = false
+    @Option(help: "Cut this node off for the whole fault phase (forces snapshot catch-up with a small --log-cap).")
+    var isolate: Int?
+    @Flag(help: "Round-trip every message through its binary encoding.") var wire = false
+    @Flag(help: "Check every replica's internal invariants after every event.") var paranoid = false
+    @Option(help: "Run this many consecutive seeds from --seed and print one summary line.") var seeds = 1
+    @Flag(help: "Run each seed under the CI sweep's fault mix for it (small meshes, every invariant checked each step).")
+    var sweep = false
+    @Flag(help: "Print JSON (the default; kept for scripts).") var json = false
+    @Flag(name: .customLong("debug-tree"), help: "Print every replica's eager links to stderr.") var debugTree = false
+
+    func scenario(seed: UInt64) throws -> Scenario {
+        var scenario = Scenario()
+        scenario.nodes = nodes
+        scenario.writes = writes
+        scenario.domains = domains
+        scenario.seed = seed
+        scenario.loss = loss
+        scenario.duplicate = duplicate
+        scenario.reorder = reorder
+        scenario.partitions = partitions
+        scenario.crashes = crashes
+        scenario.skewMilliseconds = skewMilliseconds
+        scenario.fanout = fanout
+        scenario.intervalMilliseconds = intervalMilliseconds
+        switch mode {
+        case "plumtree": scenario.strategy = .plumtree
+        case "classic": scenario.strategy = .classic
+        default: throw ValidationError("--mode must be plumtree or classic")
+        }
+        scenario.writeIntervals = writeIntervals
+        scenario.latencyMilliseconds = latencyMilliseconds
+        scenario.flushesPerInterval = flushes
+        scenario.keysPerDomain = keys
+        scenario.maximumLogDeltas = logCap
+        scenario.maximumBufferedDeltas = bufferCap
+        scenario.writeConcernReplicas = writeConcern
+        scenario.writeConcernFraction = concernFraction
+        scenario.mixesEventualDomains = eventual
+        scenario.isolatedNode = isolate
+        scenario.encodesMessages = wire
+        scenario.checksEveryStep = paranoid
+        return scenario
+    }
+
+    func validate() throws {
+        guard nodes >= 1, nodes <= 100_000 else { throw ValidationError("--nodes must be 1…100000") }
+        guard domains >= 1, writes >= 0, seeds >= 1 else { throw ValidationError("--domains, --writes, --seeds out of range") }
+        guard fanout >= 1, intervalMilliseconds >= 4 else { throw ValidationError("--fanout >= 1, --interval-ms >= 4") }
+    }
+
+    func run() throws {
+        if seeds == 1 {
+            let start = monotonicSeconds()
+            var simulation = Simulation(sweep ? FaultMix.forSeed(seed).scenario(seed: seed) : try scenario(seed: seed))
+            var report = simulation.run()
+            report.elapsedSeconds = monotonicSeconds() - start
+            print(report.json)
+            if debugTree { for (node, links) in simulation.eagerLinks.enumerated() { printError("\(node): \(links)") } }
+            if !report.passed {
+                printError("mesh-sim: seed \(seed) FAILED: \(report.failure ?? "not converged"); replay with --seed \(seed)")
+                throw ExitCode(1)
+            }
+            return
+        }
+        let start = monotonicSeconds()
+        var failed: [UInt64] = []
+        for offset in 0..<UInt64(seeds) {
+            let current = seed &+ offset
+            var simulation = Simulation(sweep ? FaultMix.forSeed(current).scenario(seed: current) : try scenario(seed: current))
+            let report = simulation.run()
+            if !report.passed {
+                failed.append(current)
+                let mix = sweep ? " (mix \(FaultMix.forSeed(current)))" : ""
+                printError("mesh-sim: seed \(current)\(mix) FAILED: \(report.failure ?? "not converged"); replay with --seed \(current)")
+            }
+        }
+        let elapsed = monotonicSeconds() - start
+        print(
+            "{\"first_seed\":\(seed),\"seeds\":\(seeds),\"failed\":\(failed.count),\"failed_seeds\":\(failed),\"elapsed_seconds\":\(elapsed)}"
+        )
+        if !failed.isEmpty { throw ExitCode(1) }
+    }
+}
+
+func monotonicSeconds() -> Double {
+    var spec = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &spec)
+    return Double(spec.tv_sec) + Double(spec.tv_nsec) / 1e9
+}
+
+func printError(_ text: String) {
+    var line = text + "\n"
+    line.withUTF8 { buffer in _ = write(2, buffer.baseAddress, buffer.count) }
+}

@@ -1,0 +1,139 @@
+import MeshCRDT
+import MeshReplication
+import Testing
+
+@testable import MeshSimulation
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+func environmentInteger(_ name: String) -> Int? {
+    guard let raw = getenv(name) else { return nil }
+    return Int(String(cString: raw))
+}
+
+/// The sweep is split into shards so the test runner spreads it over the cores.
+let sweepShards = 8
+
+/// Seeds that once failed, with the mix they failed under; each replays forever as a test.
+let regressionSeeds: [(mix: FaultMix, seed: UInt64)] = [
+    (.clean, 1), (.harsh, 1), (.concern, 64),
+]
+
+@Suite("simulation")
+struct SimulationTests {
+    @Test(
+        "every seed of the sweep converges with no lost acknowledged write, causal violation, double delivery or cap violation",
+        arguments: 0..<sweepShards)
+    func seedSweep(shard: Int) {
+        let count = environmentInteger("MESH_SIM_SEEDS") ?? 1_000
+        let first = UInt64(environmentInteger("MESH_SIM_FIRST_SEED") ?? 1)
+        var failed: [(FaultMix, UInt64, String)] = []
+        for offset in stride(from: shard, to: count, by: sweepShards) {
+            let seed = first + UInt64(offset)
+            let mix = FaultMix.forSeed(seed)
+            var simulation = Simulation(mix.scenario(seed: seed))
+            let report = simulation.run()
+            if !report.passed {
+                failed.append((mix, seed, report.failure ?? "not converged"))
+                print("FAILED seed \(seed) mix \(mix): \(report.failure ?? "not converged") — replay: mesh-sim --sweep --seed \(seed)")
+            }
+        }
+        #expect(failed.isEmpty, "failing (mix, seed): \(failed.map { "(\($0.0), \($0.1))" }.joined(separator: ", "))")
+    }
+
+    @Test("seeds that failed once stay fixed", arguments: regressionSeeds.indices)
+    func regression(index: Int) {
+        let (mix, seed) = regressionSeeds[index]
+        var simulation = Simulation(mix.scenario(seed: seed))
+        let report = simulation.run()
+        #expect(report.passed, "seed \(seed) mix \(mix): \(report.failure ?? "not converged")")
+    }
+
+    @Test("the same seed replays the same run exactly")
+    func determinism() {
+        let scenario = FaultMix.harsh.scenario(seed: 4242)
+        var first = Simulation(scenario)
+        var second = Simulation(scenario)
+        let one = first.run()
+        let two = second.run()
+        #expect(one == two)
+        #expect(one.messagesSent > 0)
+    }
+
+    @Test("the harshest mix converges after healing with every acknowledged write and no causal violation")
+    func harshMix() {
+        for seed in UInt64(1)...5 {
+            var scenario = Scenario.harsh(nodes: 16, writes: 400, seed: seed)
+            scenario.domains = 2
+            scenario.maximumLogDeltas = 256
+            scenario.maximumBufferedDeltas = 64
+            var simulation = Simulation(scenario)
+            let report = simulation.run()
+            #expect(report.passed, "seed \(seed): \(report.failure ?? "not converged")")
+            #expect(report.lostAcknowledgedWrites == 0 && report.causalViolations == 0)
+            #expect(report.maxCausalBuffer <= 64)
+            #expect(report.crashes > 0 && report.partitionEpisodes > 0 && report.messagesDropped > 0)
+        }
+    }
+
+    @Test("a peer cut off until its deltas were compacted out of every log catches up by snapshot")
+    func snapshotCatchUp() {
+        var scenario = Scenario()
+        scenario.nodes = 6
+        scenario.writes = 600
+        scenario.writeIntervals = 30
+        scenario.isolatedNode = 5
+        scenario.maximumLogDeltas = 32
+        scenario.seed = 11
+        var simulation = Simulation(scenario)
+        let report = simulation.run()
+        #expect(report.passed, "\(report.failure ?? "not converged")")
+        #expect(report.snapshotsInstalled >= 1)
+        #expect(report.logEvictions > 0)
+        #expect(report.snapshotBytes > 0)
+        print("snapshot catch-up: \(report.snapshotsInstalled) snapshots, \(report.snapshotBytes) snapshot bytes, \(report.json)")
+    }
+
+    @Test("Plumtree sends fewer bytes than classic delta-state sync on the same workload")
+    func plumtreeBeatsClassic() {
+        var scenario = Scenario()
+        scenario.nodes = 16
+        scenario.writes = 800
+        scenario.loss = 0.01
+        scenario.seed = 3
+        var tree = Simulation(scenario)
+        scenario.strategy = .classic
+        var classic = Simulation(scenario)
+        let treeReport = tree.run()
+        let classicReport = classic.run()
+        #expect(treeReport.passed && classicReport.passed)
+        #expect(treeReport.bytesSent < classicReport.bytesSent)
+        #expect(treeReport.overheadRatio < 1.6)
+    }
+
+    @Test("the checker itself flags a delivery that skips a sequence number and one delivered twice")
+    func checkerCatchesViolations() {
+        var scenario = Scenario()
+        scenario.nodes = 2
+        scenario.writes = 0
+        var simulation = Simulation(scenario)
+        _ = simulation.run()
+        simulation.issueWriteForTesting()
+        simulation.issueWriteForTesting()
+        let origin = ReplicaID(UInt64(simulation.writes[0].node) + 1)
+        let other = Int(simulation.writes[0].node) == 0 ? 1 : 0
+        let skipping = Delivery(domain: "d0", origin: origin, firstSequence: 2, lastSequence: 2, source: .remote, record: nil)
+        if simulation.writes[1].node == simulation.writes[0].node {
+            simulation.observe(skipping, at: other)
+            #expect(simulation.report.causalViolations == 1)
+        }
+        let first = Delivery(domain: "d0", origin: origin, firstSequence: 1, lastSequence: 1, source: .remote, record: nil)
+        simulation.observe(first, at: other)
+        simulation.observe(first, at: other)
+        #expect(simulation.report.duplicateDeliveries >= 1)
+    }
+}
