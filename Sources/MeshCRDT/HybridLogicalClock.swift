@@ -97,12 +97,15 @@ public struct HybridLogicalClock: Sendable, Hashable {
     public mutating func observe(
         _ remote: HLCTimestamp, physicalMilliseconds: UInt64
     ) throws(ClockError) -> HLCTimestamp {
-        let (bound, overflow) = physicalMilliseconds.addingReportingOverflow(maximumForwardOffsetMilliseconds)
-        if !overflow && remote.physicalMilliseconds > bound {
+        // The bound saturates one below the largest physical time, so even an
+        // "unbounded" offset never admits a timestamp whose successor overflows.
+        let (sum, overflow) = physicalMilliseconds.addingReportingOverflow(maximumForwardOffsetMilliseconds)
+        let bound = overflow ? UInt64.max - 1 : min(sum, UInt64.max - 1)
+        if remote.physicalMilliseconds > bound {
             throw ClockError(
                 code: .remoteTimestampTooFarAhead,
                 message:
-                    "remote timestamp \(remote) is \(remote.physicalMilliseconds - physicalMilliseconds) ms ahead of local time \(physicalMilliseconds); at most \(maximumForwardOffsetMilliseconds) ms is accepted"
+                    "remote timestamp \(remote) is beyond \(bound), local time \(physicalMilliseconds) plus the \(maximumForwardOffsetMilliseconds) ms accepted"
             )
         }
         let physical = max(physicalMilliseconds, latest.physicalMilliseconds, remote.physicalMilliseconds)
@@ -119,9 +122,12 @@ public struct HybridLogicalClock: Sendable, Hashable {
     }
 
     /// The next timestamp after `timestamp`; a logical overflow carries into the
-    /// physical component so monotonicity holds even then.
+    /// physical component so monotonicity holds even then. At the very last
+    /// timestamp (only reachable through a caller's own physical time of
+    /// `UInt64.max` ms) it stays put rather than trap.
     static func successor(of timestamp: HLCTimestamp) -> HLCTimestamp {
         if timestamp.logical == .max {
+            if timestamp.physicalMilliseconds == .max { return timestamp }
             return HLCTimestamp(physicalMilliseconds: timestamp.physicalMilliseconds + 1, logical: 0)
         }
         return HLCTimestamp(physicalMilliseconds: timestamp.physicalMilliseconds, logical: timestamp.logical + 1)

@@ -99,6 +99,19 @@ struct HybridLogicalClockTests {
         #expect(try observer.observe(ts(70, .max), physicalMilliseconds: 70) == ts(71, 0))
     }
 
+    @Test("an unbounded clock refuses a remote timestamp at the end of time instead of trapping on its successor")
+    func remoteTimestampAtTheEndOfTimeIsRefused() throws {
+        var clock = HybridLogicalClock(maximumForwardOffsetMilliseconds: .max)
+        #expect(throws: ClockError.self) {
+            try clock.observe(ts(.max, .max), physicalMilliseconds: base)
+        }
+        #expect(clock.latest == .zero)
+        // The largest admissible remote timestamp leaves room for every successor.
+        let adopted = try clock.observe(ts(.max - 1, .max), physicalMilliseconds: base)
+        #expect(adopted == ts(.max, 0))
+        #expect(clock.now(physicalMilliseconds: base) > adopted)
+    }
+
     @Test("a clock resumed from a persisted high-water mark never issues a timestamp at or below it")
     func resumesAboveHighWaterMark() {
         var clock = HybridLogicalClock(latest: ts(base + 60_000, 4))
