@@ -1,3 +1,4 @@
+import MeshCRDT
 import MeshReplication
 
 /// The fault mixes a seed sweep cycles through (the CI sweep and `mesh-sim --sweep`).

@@ -147,23 +147,3 @@ public struct OperationScript: Hashable, Sendable, CustomStringConvertible {
             .map { OperationScript(bytes: $0) }
     }
 }
-
-/// SplitMix64 (Steele, Lea, Flood 2014): a tiny seeded generator, so runs replay
-/// from their seed on every platform.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-
-    init(seed: UInt64) { state = seed }
-
-    static func mix(_ value: UInt64) -> UInt64 {
-        var z = value
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    mutating func next() -> UInt64 {
-        state = state &+ 0x9E37_79B9_7F4A_7C15
-        return Self.mix(state)
-    }
-}

@@ -27,18 +27,8 @@ func ts(_ milliseconds: UInt64, _ logical: UInt32 = 0) -> HLCTimestamp {
     HLCTimestamp(physicalMilliseconds: milliseconds, logical: logical)
 }
 
-/// A small deterministic generator for hand-written randomized loops.
-struct TestRandom: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state = state &+ 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
+/// The seeded generator hand-written randomized loops use.
+typealias TestRandom = SplitMix64
 
 /// States from one run of a script: bottom, every final replica state, the last
 /// deltas, and the states before the last writes.

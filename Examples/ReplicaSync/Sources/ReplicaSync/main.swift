@@ -89,7 +89,7 @@ for replica in [laptop, phone, server] { print("  " + replica.summary) }
 
 // Gossip: every delta to every replica, in a deterministic shuffled order, twice.
 let everything = laptop.outbox + phone.outbox + server.outbox
-var generator = SplitMix64(seed: 2026)
+var generator = SplitMix64(seed: 2026)  // seeded: the same shuffle on every run
 var deliveries = (everything + everything)
 deliveries.shuffle(using: &generator)
 for message in deliveries {
@@ -109,16 +109,3 @@ let expected = laptop.visits.value == 4 && laptop.items.elements == ["bread", "e
     && laptop.notes["store"] == "market" && laptop.notes["budget"] == "40"
 print(converged && expected ? "\nPASS: all replicas converged to identical state" : "\nFAIL: replicas diverged")
 if !(converged && expected) { exit(1) }
-
-/// A small seeded generator so the shuffle is the same on every run.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
