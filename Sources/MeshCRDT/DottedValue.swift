@@ -76,7 +76,7 @@ public struct MVRegister<Value: Hashable & Sendable>: DeltaCRDT {
     /// Creates a register from its parts (for decoders); `nil` unless the values are
     /// sorted by dot, free of repeated dots, and every dot is in `context`.
     public init?(values: [DottedValue<Value>], context: CausalContext) {
-        guard isWellFormed(values, in: context, dot: \.dot) else { return nil }
+        guard isWellFormed(values, in: context, dot: { $0.dot }) else { return nil }
         storedValues = values
         causalContext = context
     }
@@ -120,7 +120,7 @@ public struct MVRegister<Value: Hashable & Sendable>: DeltaCRDT {
 
     /// Joins `other` into `self`.
     public mutating func merge(_ other: MVRegister) {
-        storedValues = joinDotted(storedValues, causalContext, other.storedValues, other.causalContext, dot: \.dot)
+        storedValues = joinDotted(storedValues, causalContext, other.storedValues, other.causalContext, dot: { $0.dot })
         causalContext.merge(other.causalContext)
     }
 }

@@ -130,7 +130,7 @@ public struct LWWMap<Key: Hashable & Sendable, Value: Hashable & Sendable>: Delt
     /// non-empty list of entries sorted by dot, without repeated dots, all in `context`.
     public init?(entries: [Key: [Entry]], context: CausalContext) {
         for list in entries.values {
-            if list.isEmpty || !isWellFormed(list, in: context, dot: \.dot) { return nil }
+            if list.isEmpty || !isWellFormed(list, in: context, dot: { $0.dot }) { return nil }
         }
         self.init(uncheckedEntries: entries, context: context)
     }
@@ -240,7 +240,7 @@ public struct LWWMap<Key: Hashable & Sendable, Value: Hashable & Sendable>: Delt
             if let index = entries.index(forKey: key) {
                 let mine = entries.values[index]
                 if mine == theirs { continue }
-                let joined = joinDotted(mine, causalContext, theirs, other.causalContext, dot: \.dot)
+                let joined = joinDotted(mine, causalContext, theirs, other.causalContext, dot: { $0.dot })
                 if joined.isEmpty {
                     removals.append(key)
                 } else {
