@@ -37,8 +37,8 @@ public enum FaultMix: Int, CaseIterable, Sendable, CustomStringConvertible {
             scenario.writeIntervals = 20
             scenario.domains = 2
             scenario.mixesEventualDomains = random.below(2) == 0
-            scenario.maximumLogDeltas = 16 + random.below(64)
-            scenario.maximumBufferedDeltas = 4 + random.below(16)
+            scenario.replication.maximumLogDeltas = 16 + random.below(64)
+            scenario.replication.maximumBufferedDeltas = 4 + random.below(16)
             scenario.checksEveryStep = true
         case .eventual:
             scenario.domains = 2
@@ -46,7 +46,7 @@ public enum FaultMix: Int, CaseIterable, Sendable, CustomStringConvertible {
             scenario.loss = 0.1
             scenario.reorder = 0.3
         case .classic:
-            scenario.strategy = .classic
+            scenario.replication.strategy = .classic
             scenario.loss = 0.1
         case .concern:
             scenario.writeConcernFraction = 0.3

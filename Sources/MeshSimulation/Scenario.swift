@@ -26,9 +26,9 @@ public struct Scenario: Sendable, Hashable {
     public var crashes: Int = 0
     /// Each node's clock is off by a uniform amount in `±skewMilliseconds`.
     public var skewMilliseconds: UInt64 = 0
-    /// Gossip strategy and fan-out.
-    public var strategy: GossipStrategy = .plumtree
-    public var fanout: Int = 3
+    /// The replicas' configuration: gossip strategy, fan-out and every bound. The scenario
+    /// derives the timing fields from `intervalMilliseconds` (see `replicationConfiguration()`).
+    public var replication = ReplicationConfiguration()
     /// The gossip interval (a "round").
     public var intervalMilliseconds: UInt64 = 100
     /// Pushes are flushed this many times per interval.
@@ -43,11 +43,6 @@ public struct Scenario: Sendable, Hashable {
     /// Median one-way latency (ms) and the heavy tail's shape (Pareto alpha).
     public var latencyMilliseconds: Double = 10
     public var latencyTailAlpha: Double = 1.5
-    /// Bounds handed to every replica.
-    public var maximumLogDeltas: Int = 65_536
-    public var maximumLogBytes: Int = 16 << 20
-    public var maximumBufferedDeltas: Int = 4_096
-    public var maximumBufferedBytes: Int = 4 << 20
     /// Rounds allowed after healing before the run is declared not converged.
     public var healIntervals: Int = 400
     /// Round-trip every message through its binary encoding (slower; proves the wire path).
@@ -79,18 +74,14 @@ public struct Scenario: Sendable, Hashable {
         return scenario
     }
 
+    /// `replication` with its timing tied to the scenario's gossip interval and room for
+    /// twice the fan-out of eager links.
     func replicationConfiguration() -> ReplicationConfiguration {
-        var configuration = ReplicationConfiguration()
-        configuration.strategy = strategy
-        configuration.fanout = fanout
-        configuration.maximumEagerPeers = max(configuration.maximumEagerPeers, 2 * fanout)
+        var configuration = replication
+        configuration.maximumEagerPeers = max(configuration.maximumEagerPeers, 2 * configuration.fanout)
         configuration.gossipIntervalMilliseconds = intervalMilliseconds
         configuration.graftTimeoutMilliseconds = 2 * intervalMilliseconds
         configuration.repairDelayMilliseconds = 3 * intervalMilliseconds
-        configuration.maximumLogDeltas = maximumLogDeltas
-        configuration.maximumLogBytes = maximumLogBytes
-        configuration.maximumBufferedDeltas = maximumBufferedDeltas
-        configuration.maximumBufferedBytes = maximumBufferedBytes
         return configuration
     }
 }

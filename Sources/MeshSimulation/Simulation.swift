@@ -147,7 +147,7 @@ public struct Simulation {
         report.seed = scenario.seed
         report.nodes = scenario.nodes
         report.domains = scenario.domains
-        report.strategy = scenario.strategy == .plumtree ? "plumtree" : "classic"
+        report.strategy = scenario.replication.strategy == .plumtree ? "plumtree" : "classic"
 
         let tickPeriod = max(1, interval / scenario.flushesPerInterval)
         for node in 0..<scenario.nodes {
@@ -332,8 +332,8 @@ public struct Simulation {
             report.maxCausalBufferBytes = max(report.maxCausalBufferBytes, metrics.bufferedBytes)
             report.maxLogBytes = max(report.maxLogBytes, metrics.logBytes)
             report.maxLogDeltas = max(report.maxLogDeltas, metrics.logCount)
-            if metrics.bufferedCount > scenario.maximumBufferedDeltas || metrics.bufferedBytes > scenario.maximumBufferedBytes
-                || metrics.logCount > scenario.maximumLogDeltas || metrics.logBytes > scenario.maximumLogBytes
+            if metrics.bufferedCount > scenario.replication.maximumBufferedDeltas || metrics.bufferedBytes > scenario.replication.maximumBufferedBytes
+                || metrics.logCount > scenario.replication.maximumLogDeltas || metrics.logBytes > scenario.replication.maximumLogBytes
             {
                 report.capViolations += 1
                 fail("node \(node) \(domain.name) over a cap: \(metrics)")

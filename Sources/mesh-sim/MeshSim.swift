@@ -60,19 +60,19 @@ struct MeshSim: ParsableCommand {
         scenario.partitions = partitions
         scenario.crashes = crashes
         scenario.skewMilliseconds = skewMilliseconds
-        scenario.fanout = fanout
+        scenario.replication.fanout = fanout
         scenario.intervalMilliseconds = intervalMilliseconds
         switch mode {
-        case "plumtree": scenario.strategy = .plumtree
-        case "classic": scenario.strategy = .classic
+        case "plumtree": scenario.replication.strategy = .plumtree
+        case "classic": scenario.replication.strategy = .classic
         default: throw ValidationError("--mode must be plumtree or classic")
         }
         scenario.writeIntervals = writeIntervals
         scenario.latencyMilliseconds = latencyMilliseconds
         scenario.flushesPerInterval = flushes
         scenario.keysPerDomain = keys
-        scenario.maximumLogDeltas = logCap
-        scenario.maximumBufferedDeltas = bufferCap
+        scenario.replication.maximumLogDeltas = logCap
+        scenario.replication.maximumBufferedDeltas = bufferCap
         scenario.writeConcernReplicas = writeConcern
         scenario.writeConcernFraction = concernFraction
         scenario.mixesEventualDomains = eventual

@@ -69,8 +69,8 @@ struct SimulationTests {
         for seed in UInt64(1)...5 {
             var scenario = Scenario.harsh(nodes: 16, writes: 400, seed: seed)
             scenario.domains = 2
-            scenario.maximumLogDeltas = 256
-            scenario.maximumBufferedDeltas = 64
+            scenario.replication.maximumLogDeltas = 256
+            scenario.replication.maximumBufferedDeltas = 64
             var simulation = Simulation(scenario)
             let report = simulation.run()
             #expect(report.passed, "seed \(seed): \(report.failure ?? "not converged")")
@@ -87,7 +87,7 @@ struct SimulationTests {
         scenario.writes = 600
         scenario.writeIntervals = 30
         scenario.isolatedNode = 5
-        scenario.maximumLogDeltas = 32
+        scenario.replication.maximumLogDeltas = 32
         scenario.seed = 11
         var simulation = Simulation(scenario)
         let report = simulation.run()
@@ -106,7 +106,7 @@ struct SimulationTests {
         scenario.loss = 0.01
         scenario.seed = 3
         var tree = Simulation(scenario)
-        scenario.strategy = .classic
+        scenario.replication.strategy = .classic
         var classic = Simulation(scenario)
         let treeReport = tree.run()
         let classicReport = classic.run()

@@ -20,9 +20,9 @@ public func fuzzTestOneInput(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt 
     scenario.partitions = Int(bytes[6] % 4)
     scenario.crashes = Int((bytes[6] >> 2) % 3)
     scenario.skewMilliseconds = bytes[6] & 0x80 != 0 ? 300_000 : 0
-    scenario.strategy = bytes[7] & 1 == 0 ? .plumtree : .classic
-    scenario.maximumLogDeltas = 8 + Int(bytes[7] >> 1)
-    scenario.maximumBufferedDeltas = 4 + Int(bytes[7] >> 3)
+    scenario.replication.strategy = bytes[7] & 1 == 0 ? .plumtree : .classic
+    scenario.replication.maximumLogDeltas = 8 + Int(bytes[7] >> 1)
+    scenario.replication.maximumBufferedDeltas = 4 + Int(bytes[7] >> 3)
     scenario.writeConcernFraction = bytes[5] & 0x80 != 0 ? 0.3 : 0
     scenario.writeIntervals = 10
     scenario.checksEveryStep = true
