@@ -36,7 +36,8 @@ public struct Delivery: Sendable, Hashable {
     public let lastSequence: UInt64
     /// How it arrived.
     public let source: Source
-    /// The record delivered (`nil` for snapshots).
+    /// The record delivered: the write itself for `.local`, the remote record for `.remote`, `nil` for
+    /// snapshots (a shell that persists deliveries checkpoints the whole state after a snapshot).
     public let record: DeltaRecord?
 
     /// Creates a delivery.

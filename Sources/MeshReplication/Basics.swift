@@ -61,12 +61,20 @@ public struct ReplicationError: Error, Hashable, Sendable, CustomStringConvertib
     public let message: String
     /// The underlying error, if any (a `CodecError` or a `ClockError`).
     public let cause: String?
+    /// The write a `.writeConcernTimeout` is about.
+    public let write: WriteID?
+    /// The read id a `.readTimeout` is about.
+    public let readID: UInt64?
 
     /// Creates an error.
-    public init(_ code: Code, _ message: String, cause: (any Error)? = nil) {
+    public init(
+        _ code: Code, _ message: String, cause: (any Error)? = nil, write: WriteID? = nil, readID: UInt64? = nil
+    ) {
         self.code = code
         self.message = message
         self.cause = cause.map { "\($0)" }
+        self.write = write
+        self.readID = readID
     }
 
     public var description: String {

@@ -162,6 +162,11 @@ struct DeltaLog: Sendable {
         return .records(live[low..<end])
     }
 
+    /// Every record held, per origin (sorted by replica) in sequence order.
+    func allRecords() -> [DeltaRecord] {
+        origins.keys.sorted().flatMap { origins[$0]!.live.map(\.record) }
+    }
+
     /// Checks the invariants; returns a description of the first violation.
     func violation() -> String? {
         var total = 0

@@ -15,10 +15,10 @@ public struct PersistedReplica: Sendable {
     /// The replica's identity.
     public let replicaID: ReplicaID
     /// The HLC high-water mark.
-    public let latestTimestamp: HLCTimestamp
+    public internal(set) var latestTimestamp: HLCTimestamp
     /// The last link epoch issued: a restart must never reuse one, or a receiver would splice
     /// the new link onto the old one.
-    let lastEpoch: UInt64
+    var lastEpoch: UInt64
     var domains: [Domain]
 
     /// The encoded bytes of the persisted log records (what a disk would hold for them).
@@ -424,7 +424,7 @@ public struct ReplicaStateMachine: Sendable {
             .deliver(
                 Delivery(
                     domain: domain, origin: replicaID, firstSequence: sequence, lastSequence: sequence, source: .local,
-                    record: nil))
+                    record: single))
         ]
         let required = requiredReplicas(for: concern)
         if required <= 1 {
@@ -1260,7 +1260,8 @@ public struct ReplicaStateMachine: Sendable {
                         .fail(
                             ReplicationError(
                                 .writeConcernTimeout,
-                                "write \(pending.id) reached fewer than \(pending.required) replicas in time")))
+                                "write \(pending.id) reached fewer than \(pending.required) replicas in time",
+                                write: pending.id)))
                 } else {
                     kept.append(pending)
                 }
@@ -1271,7 +1272,9 @@ public struct ReplicaStateMachine: Sendable {
             guard let pending = pendingReads[id], now >= pending.deadline else { continue }
             pendingReads[id] = nil
             actions.append(
-                .fail(ReplicationError(.readTimeout, "read \(id) of \(pending.key) got \(pending.contributors) replies")))
+                .fail(
+                    ReplicationError(
+                        .readTimeout, "read \(id) of \(pending.key) got \(pending.contributors) replies", readID: id)))
         }
     }
 
