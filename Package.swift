@@ -4,6 +4,8 @@
 // Layers, lowest first (arrows only point down; see ../shared/DESIGN.md):
 //   MeshCRDT -> MeshCodec -> MeshReplication -> MeshSimulation (-> mesh-sim)
 //   CSodium -> MeshSecurity -> MeshTransport
+//   CSQLite -> MeshStorage;  MeshMembership (SWIM, sans-IO)
+//   StateMesh (MeshNode: all of the above) -> mesh (the command), mesh-crash-writer (a crash-test helper)
 import PackageDescription
 
 /// Every target of ours is built in the Swift 6 language mode with warnings as errors.
@@ -24,6 +26,8 @@ let package = Package(
         .executable(name: "mesh-sim", targets: ["mesh-sim"]),
         .library(name: "MeshSecurity", targets: ["MeshSecurity"]),
         .library(name: "MeshTransport", targets: ["MeshTransport"]),
+        .library(name: "StateMesh", targets: ["StateMesh"]),
+        .executable(name: "mesh", targets: ["mesh"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -32,6 +36,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-configuration.git", from: "1.4.0"),
+        .package(url: "https://github.com/apple/swift-system.git", from: "1.8.1"),
     ],
     targets: [
         // MARK: CRDTs and their encoding
@@ -85,6 +92,45 @@ let package = Package(
             swiftSettings: strictSettings
         ),
 
+        // MARK: Membership and failure detection (sans-IO; reuses MeshReplication's Instant)
+        .target(
+            name: "MeshMembership",
+            dependencies: ["MeshCRDT", "MeshCodec", "MeshReplication"],
+            swiftSettings: strictSettings
+        ),
+
+        // MARK: The node
+        .target(
+            name: "StateMesh",
+            dependencies: [
+                "MeshCRDT", "MeshCodec", "MeshReplication", "MeshSecurity", "MeshTransport", "MeshStorage",
+                "MeshMembership",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .executableTarget(
+            name: "mesh",
+            dependencies: [
+                "StateMesh", "MeshSecurity", "MeshReplication", "MeshMembership", "MeshStorage",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Configuration", package: "swift-configuration"),
+                .product(name: "SystemPackage", package: "swift-system"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .executableTarget(
+            name: "mesh-crash-writer",
+            dependencies: ["StateMesh", "MeshSecurity", "MeshStorage"],
+            swiftSettings: strictSettings
+        ),
+
         // MARK: Tests
         .testTarget(
             name: "MeshCRDTTests",
@@ -132,6 +178,13 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "MetricsTestKit", package: "swift-metrics"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "StateMeshTests",
+            dependencies: [
+                "StateMesh", "MeshCRDT", "MeshReplication", "MeshSecurity", "MeshStorage", "MeshMembership",
             ],
             swiftSettings: strictSettings
         ),

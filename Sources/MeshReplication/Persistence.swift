@@ -140,6 +140,12 @@ extension PersistedReplica {
         return true
     }
 
+    /// Adds a domain the replica did not replicate before (a configuration that grew); no-op if present.
+    public mutating func addDomain(_ configuration: DomainConfiguration) {
+        guard !domains.contains(where: { $0.configuration.name == configuration.name }) else { return }
+        domains.append(Domain(configuration: configuration, objects: [:], vector: VersionVector(), log: DeltaLog()))
+    }
+
     /// Raises the link-epoch floor (a shell that persisted a later epoch than its checkpoint).
     public mutating func raiseLinkEpoch(to epoch: UInt64) {
         lastEpoch = max(lastEpoch, epoch)

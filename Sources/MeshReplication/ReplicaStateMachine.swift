@@ -148,6 +148,8 @@ public struct ReplicaStateMachine: Sendable {
     public private(set) var lazyPeers: [PeerID] = []
     /// What each peer is known to have delivered, per domain index (from digests).
     var knowledge: [PeerID: [VersionVector]] = [:]
+    /// Unreachable peers and what they were known to have delivered: they still hold back stability.
+    var unreachable: [PeerID: [VersionVector]] = [:]
     var knowledgeChanged = false
     /// The highest sequence of my writes each peer acknowledged, per domain index.
     var acknowledged: [PeerID: [UInt64]] = [:]
@@ -320,19 +322,36 @@ public struct ReplicaStateMachine: Sendable {
 
     // MARK: Membership
 
-    /// A peer joined the membership.
+    /// A peer joined the membership (or became reachable again).
     public mutating func peerJoined(_ peer: PeerID) {
         guard peer != replicaID else { return }
         let position = insertionPoint(of: peer, in: peers)
         if position < peers.count && peers[position] == peer { return }
         peers.insert(peer, at: position)
+        if let held = unreachable.removeValue(forKey: peer) {
+            knowledge[peer] = held
+            knowledgeChanged = true
+        }
         if configuration.strategy == .plumtree && eagerPeers.count < configuration.fanout {
             insertSorted(peer, into: &eagerPeers)
         }
     }
 
-    /// A peer left the membership: forget what it knew and stop waiting for it.
+    /// A peer became unreachable (the failure detector declared it dead) but may come back: gossip
+    /// stops, and what it is known to have delivered keeps holding back stability, so the log keeps
+    /// (within its caps) what the peer lacks for a cheap catch-up. `peerLeft` releases it for good.
+    public mutating func peerUnreachable(_ peer: PeerID) -> [ReplicationAction] {
+        guard peer != replicaID, unreachable[peer] == nil else { return [] }
+        let held = knowledge[peer] ?? Array(repeating: VersionVector(), count: domains.count)
+        let actions = peerLeft(peer)
+        unreachable[peer] = held
+        knowledgeChanged = true
+        return actions
+    }
+
+    /// A peer left the membership for good (decommissioned): forget what it knew and stop waiting for it.
     public mutating func peerLeft(_ peer: PeerID) -> [ReplicationAction] {
+        if unreachable.removeValue(forKey: peer) != nil { knowledgeChanged = true }
         let position = insertionPoint(of: peer, in: peers)
         guard position < peers.count && peers[position] == peer else { return [] }
         peers.remove(at: position)
@@ -1237,7 +1256,7 @@ public struct ReplicaStateMachine: Sendable {
     }
 
     private mutating func updateStability() {
-        guard knowledgeChanged, !peers.isEmpty, knowledge.count >= peers.count else { return }
+        guard knowledgeChanged, !peers.isEmpty || !unreachable.isEmpty, knowledge.count >= peers.count else { return }
         knowledgeChanged = false
         for index in domains.indices {
             var stable = domains[index].vector
@@ -1245,6 +1264,9 @@ public struct ReplicaStateMachine: Sendable {
                 guard let known = knowledge[peer] else { return }
                 stable = stable.intersecting(known[index])
                 if stable.isEmpty { break }
+            }
+            for held in unreachable.values where !stable.isEmpty {
+                stable = stable.intersecting(held[index])
             }
             domains[index].stable = stable
             domains[index].log.truncate(atStable: stable)

@@ -1,0 +1,834 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Logging
+import MeshCRDT
+import MeshCodec
+import MeshMembership
+import MeshReplication
+import MeshSecurity
+import MeshStorage
+import MeshTransport
+import ServiceLifecycle
+import Synchronization
+
+/// One StateMesh node: the replication core, the secure transport, SQLite storage and SWIM
+/// membership wired together, with typed handles, change subscriptions, status and metrics.
+///
+/// The node decides nothing about the protocol itself: `ReplicaStateMachine` and
+/// `MembershipStateMachine` decide, the node carries out their actions (send, persist,
+/// acknowledge, publish) and feeds them events (messages, ticks, sessions).
+///
+/// Run it as a swift-service-lifecycle `Service` (`ServiceGroup`), or call `run()` in a task and
+/// `shutdown()` to stop. Shutdown is graceful: peers are told the node leaves, storage is
+/// committed and closed, sessions are flushed and closed.
+///
+/// ### Durability
+/// A write returns after its delta is committed to SQLite (`.always`; concurrent writes share a
+/// commit) or journaled for the next group commit (`.batched`). On restart the node loads the
+/// last checkpoint, replays the journal and resumes with the same replica ID.
+public actor MeshNode: Service {
+    enum Phase { case idle, starting, running, stopping, stopped }
+
+    /// The configuration the node was created with.
+    public nonisolated let configuration: MeshNodeConfiguration
+    /// This node's identity's ID.
+    public nonisolated let nodeID: NodeID
+    let logger: Logger
+    let transport: MeshTransport
+    let metrics: NodeMetrics
+
+    var phase = Phase.idle
+    var store: MeshStore?
+    var replica: ReplicaStateMachine?
+    var membership: MembershipStateMachine?
+    var storageFailure: StorageError?
+    var journaledSinceCheckpoint = 0
+    var persistedLinkEpoch: UInt64 = 0
+
+    /// Peers' replica IDs and back (from membership records).
+    var replicaOfMember: [MemberID: ReplicaID] = [:]
+    var memberOfReplica: [ReplicaID: MemberID] = [:]
+    /// Authenticated sessions, by member ID.
+    var sessions: [MemberID: NodeID] = [:]
+    var maintainedAddresses = Set<MemberAddress>()
+    var outboxes: [NodeID: AsyncStream<[UInt8]>.Continuation] = [:]
+
+    var writeWaiters: [WriteID: Waiter<Void>] = [:]
+    var readWaiters: [UInt64: Waiter<ReadResult>] = [:]
+    var nextReadID: UInt64 = 1
+    var commitWaiters: [CheckedContinuation<Void, any Error>] = []
+    var isCommitScheduled = false
+    var subscribers: [UInt64: Subscriber] = [:]
+    var nextSubscriberID: UInt64 = 1
+    /// Peers whose traffic is dropped at this node (fault injection for tests of partitions).
+    var blockedPeers = Set<NodeID>()
+
+    var runningWaiters: [CheckedContinuation<Void, any Error>] = []
+    var stopSignal: AsyncStream<Void>.Continuation?
+    var stopped: [CheckedContinuation<Void, Never>] = []
+    var lastDuplicates: [String: Int] = [:]
+    var statusServer: StatusServer?
+    /// Bytes and messages sent by kind, local writes and their encoded delta bytes (for status).
+    var traffic = NodeStatus.Traffic()
+
+    /// Creates a node; nothing is opened or bound until `run()`.
+    ///
+    /// - Throws: `MeshError(.invalidConfiguration)` naming the option that is wrong.
+    public init(configuration: MeshNodeConfiguration, logger: Logger = Logger(label: "statemesh.node")) throws {
+        try configuration.validate()
+        self.configuration = configuration
+        self.nodeID = configuration.identity.nodeID
+        var logger = logger
+        logger[metadataKey: "node"] = "\(configuration.identity.nodeID)"
+        self.logger = logger
+        self.metrics = NodeMetrics()
+        do {
+            self.transport = try MeshTransport(
+                identity: configuration.identity, admission: configuration.admission,
+                configuration: configuration.transport, logger: logger)
+        } catch {
+            throw MeshError(.invalidConfiguration, "transport: \(error)", cause: error)
+        }
+    }
+
+    // MARK: Lifecycle
+
+    /// Opens storage, recovers, listens, meets the seeds, and serves until `shutdown()`, task
+    /// cancellation or a graceful-shutdown signal from a `ServiceGroup`.
+    ///
+    /// - Throws: `MeshError(.storageFailed)` when the data directory cannot be opened or recovered,
+    ///   `MeshError(.invalidConfiguration)` when the listener cannot bind; nothing is left half-started.
+    public func run() async throws {
+        guard phase == .idle else { throw MeshError(.invalidRequest, "a node runs once") }
+        phase = .starting
+        let (signal, signalContinuation) = AsyncStream.makeStream(of: Void.self)
+        stopSignal = signalContinuation
+        do {
+            try await start()
+        } catch {
+            phase = .stopped
+            store?.close()
+            await statusServer?.close()
+            await transport.shutdown()
+            for waiter in runningWaiters { waiter.resume(throwing: error) }
+            runningWaiters = []
+            resumeStopped()
+            throw error
+        }
+        phase = .running
+        for waiter in runningWaiters { waiter.resume() }
+        runningWaiters = []
+        logger.info(
+            "node running",
+            metadata: [
+                "replica": "\(replica!.replicaID)", "port": "\(transport.listeningPort ?? 0)",
+                "data": "\(configuration.dataDirectory)",
+            ])
+
+        await withGracefulShutdownHandler {
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask { await self.consumeInbound() }
+                group.addTask { await self.tickForever() }
+                if case .batched(let interval) = configuration.durability {
+                    group.addTask { await self.commitForever(every: .milliseconds(interval)) }
+                }
+                for await _ in signal { break }
+                group.cancelAll()
+            }
+        } onGracefulShutdown: {
+            signalContinuation.finish()
+        }
+        await stop()
+    }
+
+    /// Waits until `run()` has recovered state and is listening.
+    ///
+    /// - Throws: the error `run()` failed with.
+    public func waitUntilRunning() async throws {
+        switch phase {
+        case .running: return
+        case .stopping, .stopped: throw MeshError(.notRunning, "the node stopped")
+        case .idle, .starting:
+            try await withCheckedThrowingContinuation { runningWaiters.append($0) }
+        }
+    }
+
+    /// Stops the node gracefully and waits until `run()` has returned.
+    public func shutdown() async {
+        switch phase {
+        case .stopped: return
+        case .idle:
+            phase = .stopped
+            resumeStopped()
+            return
+        default:
+            stopSignal?.finish()
+            await withCheckedContinuation { stopped.append($0) }
+        }
+    }
+
+    /// The port of the status endpoint, if configured (after `waitUntilRunning()`).
+    public var statusPort: Int? { statusServer?.port }
+
+    /// The port the node listens on (after `waitUntilRunning()`).
+    public var listeningPort: Int? { transport.listeningPort }
+
+    /// This node's replica ID (after `waitUntilRunning()`).
+    public var replicaID: ReplicaID? { replica?.replicaID }
+
+    private func start() async throws {
+        let store: MeshStore
+        do {
+            store = try MeshStore(directory: configuration.dataDirectory, durability: configuration.durability)
+        } catch {
+            throw MeshError(.storageFailed, "cannot open \(configuration.dataDirectory): \(error)", cause: error)
+        }
+        self.store = store
+        let persisted = try recover(from: store)
+        var replicationConfiguration = configuration.replication
+        replicationConfiguration.codecLimits = configuration.replication.codecLimits
+        replica = ReplicaStateMachine(
+            restoring: persisted, peers: [], configuration: replicationConfiguration,
+            seed: UInt64.random(in: 1...UInt64.max))
+        persistedLinkEpoch = persisted.linkEpoch
+
+        let port: Int
+        do {
+            port = try await transport.start()
+        } catch {
+            throw MeshError(
+                .invalidConfiguration,
+                "cannot listen on \(configuration.transport.host):\(configuration.transport.port): \(error)",
+                cause: error)
+        }
+        if let endpoint = configuration.statusEndpoint {
+            do {
+                statusServer = try await StatusServer.start(host: endpoint.host, port: endpoint.port) { [weak self] in
+                    guard let self else { return NodeStatus.empty }
+                    return await self.status()
+                }
+            } catch {
+                throw MeshError(
+                    .invalidConfiguration, "cannot serve status on \(endpoint.host):\(endpoint.port): \(error)",
+                    cause: error)
+            }
+        }
+        // SWIM incarnations must grow across restarts, or an old rumour could win.
+        let incarnation = (try? store.value(forKey: "incarnation").flatMap(Self.decodeUInt64)) ?? 0
+        try persist { try $0.setValue(Self.encodeUInt64(incarnation + 1), forKey: "incarnation") }
+        try commitNow()
+        let me = Member(
+            id: MemberID(bytes: nodeID.bytes), replicaID: persisted.replicaID,
+            address: MemberAddress(host: configuration.advertisedHost ?? configuration.transport.host, port: port),
+            incarnation: incarnation + 1, status: .alive)
+        // Members remembered from the last run are seeds too: the node finds the mesh even if the
+        // configured seeds are gone.
+        var seeds = configuration.seeds
+        for (_, bytes) in (try? store.members()) ?? [] {
+            if let member = MemberRecord.decode(bytes), member.status != .left, !seeds.contains(member.address) {
+                seeds.append(member.address)
+            }
+        }
+        var machine = MembershipStateMachine(
+            me: me, seeds: seeds, configuration: configuration.membership, seed: UInt64.random(in: 1...UInt64.max))
+        let actions = machine.start(now: now())
+        membership = machine
+        handle(actions)
+    }
+
+    /// Loads the checkpoint and replays the journal; a fresh directory gets a new replica ID.
+    private func recover(from store: MeshStore) throws -> PersistedReplica {
+        var persisted: PersistedReplica
+        var limits = configuration.replication.codecLimits
+        limits.maximumInputBytes = Int.max
+        do {
+            if let (bytes, through) = try store.checkpoint() {
+                persisted = try PersistedReplica(decoding: bytes, limits: limits)
+                var after = through
+                var replayed = 0
+                while true {
+                    let records = try store.records(after: after, limit: 4_096)
+                    guard let last = records.last else { break }
+                    for stored in records {
+                        let record = try DeltaRecord.decoded(stored.bytes, limits: limits)
+                        if persisted.replay(record, in: stored.domain) { replayed += 1 }
+                    }
+                    after = last.sequence
+                    journaledSinceCheckpoint += records.count
+                }
+                if let epoch = try store.value(forKey: "link-epoch").flatMap(Self.decodeUInt64) {
+                    persisted.raiseLinkEpoch(to: epoch)
+                }
+                // Epochs issued after the last commit are unknown: skip well past them.
+                persisted.raiseLinkEpoch(to: persisted.linkEpoch + (1 << 20))
+                for domain in configuration.domains where !persisted.domainNames.contains(domain.name) {
+                    persisted.addDomain(domain)
+                }
+                logger.info(
+                    "recovered from storage",
+                    metadata: ["replica": "\(persisted.replicaID)", "replayed": "\(replayed)"])
+            } else {
+                // A wiped or new data directory: a new replica ID, never one whose history was lost.
+                var random = SystemRandomNumberGenerator()
+                let id = ReplicaID(random.next() >> 1 | 1)
+                persisted = PersistedReplica(replicaID: id, domains: configuration.domains)
+                try store.replaceCheckpoint(persisted.encoded())
+                try store.commit()
+                logger.info("new replica", metadata: ["replica": "\(id)"])
+            }
+        } catch let error as StorageError {
+            throw MeshError(.storageFailed, "recovery from \(configuration.dataDirectory) failed: \(error)", cause: error)
+        } catch {
+            throw MeshError(.storageFailed, "the data in \(configuration.dataDirectory) is unreadable: \(error)", cause: error)
+        }
+        return persisted
+    }
+
+    private func stop() async {
+        guard phase == .running || phase == .starting else { return }
+        phase = .stopping
+        if var machine = membership {
+            let goodbye = machine.leave(now: now())
+            membership = machine
+            handle(goodbye)
+        }
+        // Let the goodbye and queued gossip leave before the sessions close.
+        for continuation in outboxes.values { continuation.finish() }
+        outboxes = [:]
+        try? await Task.sleep(for: .milliseconds(50))
+        let stopError = MeshError(.notRunning, "the node is shutting down")
+        for (_, waiter) in writeWaiters { waiter.fail(stopError) }
+        writeWaiters = [:]
+        for (_, waiter) in readWaiters { waiter.fail(stopError) }
+        readWaiters = [:]
+        if storageFailure == nil {
+            do { try commitNow() } catch { logger.error("final commit failed: \(error)") }
+        }
+        store?.close()
+        for subscriber in subscribers.values { subscriber.continuation.finish() }
+        subscribers = [:]
+        await statusServer?.close()
+        await transport.shutdown()
+        phase = .stopped
+        logger.info("node stopped")
+        resumeStopped()
+    }
+
+    private func resumeStopped() {
+        for waiter in stopped { waiter.resume() }
+        stopped = []
+    }
+
+    // MARK: Loops
+
+    private func consumeInbound() async {
+        for await message in transport.inbound {
+            handleInbound(message)
+        }
+    }
+
+    /// Ticks often enough for prompt pushes and probe timeouts; the state machines run their rounds
+    /// on their own schedules (gossip interval, probe interval) whatever the tick rate.
+    private func tickForever() async {
+        let period = min(
+            configuration.replication.gossipIntervalMilliseconds / 4, configuration.membership.probeTimeoutMilliseconds / 4,
+            25)
+        let interval = Duration.milliseconds(Int64(max(period, 5)))
+        while !Task.isCancelled {
+            try? await Task.sleep(for: interval)
+            if Task.isCancelled { break }
+            tick()
+        }
+    }
+
+    private func commitForever(every interval: Duration) async {
+        while !Task.isCancelled {
+            try? await Task.sleep(for: interval)
+            if Task.isCancelled { break }
+            if store?.hasUncommittedChanges == true { try? commitNow() }
+        }
+    }
+
+    func tick() {
+        guard phase == .running else { return }
+        let time = now()
+        refreshSessions(now: time)
+        if var machine = membership {
+            let actions = machine.tick(now: time)
+            membership = machine
+            handle(actions)
+        }
+        if var machine = replica {
+            let actions = machine.tick(now: time)
+            replica = machine
+            handle(actions)
+        }
+        expireWaiters(now: ContinuousClock.now)
+        if configuration.durability == .always, store?.hasUncommittedChanges == true, commitWaiters.isEmpty {
+            try? commitNow()
+        }
+        updateGauges()
+    }
+
+    /// Tells membership about sessions that came up, and forgets those that went down.
+    private func refreshSessions(now time: Instant) {
+        let connected = transport.connectedPeers
+        var current: [MemberID: NodeID] = [:]
+        for peer in connected where !blockedPeers.contains(peer) { current[MemberID(bytes: peer.bytes)] = peer }
+        for (member, peer) in current where sessions[member] == nil {
+            sessions[member] = peer
+            if var machine = membership {
+                let actions = machine.sessionEstablished(with: member, now: time)
+                membership = machine
+                handle(actions)
+            }
+        }
+        for (member, peer) in sessions where current[member] == nil {
+            sessions[member] = nil
+            outboxes.removeValue(forKey: peer)?.finish()
+        }
+    }
+
+    // MARK: Inbound
+
+    private func handleInbound(_ message: InboundMessage) {
+        guard phase == .running, !blockedPeers.contains(message.peer), let kind = message.bytes.first else { return }
+        let member = MemberID(bytes: message.peer.bytes)
+        if sessions[member] == nil { sessions[member] = message.peer }
+        let body = Array(message.bytes.dropFirst())
+        metrics.received(bytes: message.bytes.count)
+        switch kind {
+        case Envelope.membership:
+            guard var machine = membership else { return }
+            let actions = machine.receive(body, from: member, now: now())
+            membership = machine
+            handle(actions)
+        case Envelope.replication:
+            guard let origin = replicaOfMember[member] else {
+                // Not introduced yet (its membership record comes first on a session); gossip repairs.
+                metrics.droppedUnknownSender.increment()
+                return
+            }
+            guard var machine = replica else { return }
+            let actions = machine.receive(body, from: origin, now: now())
+            replica = machine
+            handle(actions)
+        default:
+            logger.warning("unknown envelope kind \(kind) from \(message.peer)")
+            metrics.droppedUnknownSender.increment()
+        }
+    }
+
+    // MARK: Carrying out actions
+
+    func handle(_ actions: [ReplicationAction]) {
+        for action in actions {
+            switch action {
+            case .send(let message, let peer):
+                guard let member = memberOfReplica[peer], let node = sessions[member] else {
+                    metrics.droppedNoSession.increment()
+                    continue
+                }
+                let bytes = message.encoded()
+                metrics.sent(message, byteCount: bytes.count + 1)
+                traffic.bytesSent[message.kind, default: 0] += UInt64(bytes.count + 1)
+                traffic.messagesSent[message.kind, default: 0] += 1
+                enqueue(Envelope.replication, bytes, to: node)
+            case .deliver(let delivery):
+                if delivery.source == .remote { metrics.deltasReceived.increment() }
+                journal(delivery)
+                publish(delivery)
+            case .acknowledge(let id):
+                writeWaiters.removeValue(forKey: id)?.succeed(())
+            case .completeRead(let result):
+                readWaiters.removeValue(forKey: result.id)?.succeed(result)
+            case .fail(let error):
+                if let id = error.write, let waiter = writeWaiters.removeValue(forKey: id) {
+                    waiter.fail(MeshError(error))
+                } else if let id = error.readID, let waiter = readWaiters.removeValue(forKey: id) {
+                    waiter.fail(MeshError(error))
+                } else {
+                    metrics.replicationErrors.increment()
+                    logger.notice("replication: \(error)")
+                }
+            }
+        }
+    }
+
+    func handle(_ actions: [MembershipAction]) {
+        for action in actions {
+            switch action {
+            case .send(let bytes, let member):
+                guard let node = sessions[member] else { continue }
+                metrics.sentMembership(byteCount: bytes.count + 1)
+                traffic.bytesSent["membership", default: 0] += UInt64(bytes.count + 1)
+                traffic.messagesSent["membership", default: 0] += 1
+                enqueue(Envelope.membership, bytes, to: node)
+            case .connect(let address, _):
+                if maintainedAddresses.insert(address).inserted {
+                    transport.maintainConnection(host: address.host, port: address.port)
+                }
+            case .memberChanged(let member, let previous):
+                memberChanged(member, previous: previous)
+            }
+        }
+    }
+
+    private func memberChanged(_ member: Member, previous: MemberStatus?) {
+        guard member.id.bytes != nodeID.bytes else { return }
+        logger.info(
+            "member \(member.status)",
+            metadata: [
+                "peer": "\(member.id)", "replica": "\(member.replicaID)",
+                "address": "\(member.address.host):\(member.address.port)", "incarnation": "\(member.incarnation)",
+            ])
+        if let old = replicaOfMember[member.id], old != member.replicaID {
+            // The peer's data directory was wiped: its old replica is gone for good.
+            memberOfReplica[old] = nil
+            if var machine = replica {
+                let actions = machine.peerLeft(old)
+                replica = machine
+                handle(actions)
+            }
+        }
+        replicaOfMember[member.id] = member.replicaID
+        memberOfReplica[member.replicaID] = member.id
+        if var machine = replica {
+            switch member.status {
+            case .alive, .suspect:
+                machine.peerJoined(member.replicaID)
+                replica = machine
+            case .dead:
+                // It may come back: it keeps holding back stability (the log keeps what it lacks).
+                let actions = machine.peerUnreachable(member.replicaID)
+                replica = machine
+                handle(actions)
+            case .left:
+                // Decommissioned for good: it no longer holds back stability.
+                let actions = machine.peerLeft(member.replicaID)
+                replica = machine
+                handle(actions)
+            }
+        }
+        if member.status != .left, maintainedAddresses.insert(member.address).inserted {
+            transport.maintainConnection(host: member.address.host, port: member.address.port)
+        }
+        try? persist { try $0.setMember(MemberRecord.encode(member), forID: member.id.bytes) }
+    }
+
+    private func enqueue(_ kind: UInt8, _ body: [UInt8], to node: NodeID) {
+        var framed = [UInt8]()
+        framed.reserveCapacity(body.count + 1)
+        framed.append(kind)
+        framed.append(contentsOf: body)
+        let continuation: AsyncStream<[UInt8]>.Continuation
+        if let existing = outboxes[node] {
+            continuation = existing
+        } else {
+            let (stream, created) = AsyncStream.makeStream(
+                of: [UInt8].self, bufferingPolicy: .bufferingOldest(configuration.maximumOutboundMessagesPerPeer))
+            outboxes[node] = created
+            continuation = created
+            let transport = self.transport
+            Task.detached {
+                var batch: [[UInt8]] = []
+                for await message in stream {
+                    batch.append(message)
+                    // Whatever else is already queued goes in the same flush.
+                    try? await transport.send(contentsOf: batch, to: node)
+                    batch.removeAll(keepingCapacity: true)
+                }
+            }
+        }
+        if case .dropped = continuation.yield(framed) { metrics.droppedOutboundFull.increment() }
+    }
+
+    // MARK: Storage
+
+    /// Runs `change` on the open batch; a storage error puts the node into the failed state.
+    func persist(_ change: (MeshStore) throws -> Void) throws(MeshError) {
+        if let storageFailure {
+            throw MeshError(.storageFailed, "storage failed earlier: \(storageFailure)", cause: storageFailure)
+        }
+        guard let store else { throw MeshError(.notRunning, "storage is not open") }
+        do {
+            try change(store)
+        } catch let error as StorageError {
+            failStorage(error)
+            throw MeshError(.storageFailed, "\(error)", cause: error)
+        } catch {
+            throw MeshError(.storageFailed, "\(error)", cause: error)
+        }
+    }
+
+    private func journal(_ delivery: Delivery) {
+        guard let machine = replica, storageFailure == nil else { return }
+        do {
+            if let record = delivery.record {
+                try persist { _ = try $0.appendRecord(domain: delivery.domain, bytes: record.encoded()) }
+                journaledSinceCheckpoint += 1
+            }
+            if delivery.record == nil || journaledSinceCheckpoint >= configuration.checkpointRecordCount {
+                // A snapshot carries no record to journal, and the journal is bounded: checkpoint.
+                try persist { try $0.replaceCheckpoint(machine.persisted.encoded()) }
+                journaledSinceCheckpoint = 0
+                metrics.checkpoints.increment()
+            }
+            if machine.linkEpoch != persistedLinkEpoch {
+                try persist { try $0.setValue(Self.encodeUInt64(machine.linkEpoch), forKey: "link-epoch") }
+                persistedLinkEpoch = machine.linkEpoch
+            }
+        } catch {
+            logger.error("journaling \(delivery.domain) failed: \(error)")
+        }
+    }
+
+    /// Commits the open batch now and resumes every write waiting for it.
+    func commitNow() throws(MeshError) {
+        isCommitScheduled = false
+        let waiters = commitWaiters
+        commitWaiters = []
+        do {
+            try persist { store in
+                if store.hasUncommittedChanges {
+                    let started = ContinuousClock.now
+                    try store.commit()
+                    metrics.committed(duration: ContinuousClock.now - started)
+                }
+            }
+        } catch {
+            for waiter in waiters { waiter.resume(throwing: error) }
+            throw error
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+
+    /// Waits until everything journaled so far is durable (`.always`), sharing one commit with
+    /// every write that arrives meanwhile; returns at once in `.batched` mode.
+    private func awaitDurability() async throws {
+        guard configuration.durability == .always else { return }
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            commitWaiters.append(continuation)
+            if !isCommitScheduled {
+                isCommitScheduled = true
+                Task { self.commitScheduled() }
+            }
+        }
+    }
+
+    private func commitScheduled() {
+        guard isCommitScheduled else { return }
+        try? commitNow()
+    }
+
+    private func failStorage(_ error: StorageError) {
+        guard storageFailure == nil else { return }
+        storageFailure = error
+        store?.rollback()
+        logger.critical(
+            "storage failed; the node refuses writes until restarted (it recovers the last committed state)",
+            metadata: ["error": "\(error)"])
+        metrics.storageFailures.increment()
+    }
+
+    // MARK: Writes and reads
+
+    /// Applies `operation` to the object at `address`, makes it durable, and waits for `options.concern`.
+    ///
+    /// - Throws: `MeshError` with `.typeMismatch` (the address holds another type), `.unknownDomain`,
+    ///   `.storageFailed`, `.writeConcernTimeout` (durable locally, not confirmed by enough replicas),
+    ///   `.limitExceeded`, `.notRunning`.
+    @discardableResult
+    public func write(
+        _ operation: WriteOperation, at address: MeshAddress, options: WriteOptions = .local
+    ) async throws -> WriteID {
+        guard phase == .running, var machine = replica else { throw MeshError(.notRunning, "the node is not running") }
+        if let storageFailure {
+            throw MeshError(.storageFailed, "storage failed earlier: \(storageFailure)", cause: storageFailure)
+        }
+        let outcome: WriteOutcome
+        do {
+            outcome = try machine.write(
+                operation, to: address.path, in: address.domain, concern: options.concern, now: now())
+        } catch {
+            throw MeshError(error)
+        }
+        replica = machine
+        metrics.writes.increment()
+        traffic.localWrites += 1
+        traffic.localDeltaBytes += UInt64(outcome.deltaByteCount)
+        let waitsForReplicas = !outcome.actions.contains { if case .acknowledge = $0 { true } else { false } }
+        var concernWaiter: Waiter<Void>?
+        if waitsForReplicas {
+            let waiter = Waiter<Void>(deadline: ContinuousClock.now.advanced(by: options.timeout))
+            writeWaiters[outcome.id] = waiter
+            concernWaiter = waiter
+        }
+        handle(outcome.actions)
+        try await awaitDurability()
+        if let concernWaiter { try await concernWaiter.value() }
+        return outcome.id
+    }
+
+    /// The object at `address` on this node, or `nil` if nothing was written there.
+    public func value(at address: MeshAddress) -> ObjectValue? {
+        replica?.value(of: address.path, in: address.domain)
+    }
+
+    /// The object at `address` joined from `options.replicas` replicas (this one included).
+    ///
+    /// - Throws: `MeshError(.readTimeout)` when fewer replicas answered in time, `.unknownDomain`, `.notRunning`.
+    public func read(_ address: MeshAddress, options: ReadOptions = .local) async throws -> ObjectValue? {
+        guard phase == .running, var machine = replica else { throw MeshError(.notRunning, "the node is not running") }
+        let id = nextReadID
+        nextReadID += 1
+        let actions: [ReplicationAction]
+        do {
+            actions = try machine.read(address.path, in: address.domain, replicas: options.replicas, id: id, now: now())
+        } catch {
+            throw MeshError(error)
+        }
+        replica = machine
+        let waiter = Waiter<ReadResult>(deadline: ContinuousClock.now.advanced(by: options.timeout))
+        readWaiters[id] = waiter
+        handle(actions)
+        return try await waiter.value().value
+    }
+
+    /// The keys of `domain` on this node, sorted.
+    public func keys(in domain: String) -> [String] {
+        (replica?.objects(in: domain)?.keys).map { $0.sorted() } ?? []
+    }
+
+    private func expireWaiters(now instant: ContinuousClock.Instant) {
+        for (id, waiter) in writeWaiters where waiter.deadline <= instant {
+            writeWaiters[id] = nil
+            waiter.fail(MeshError(.writeConcernTimeout, "write \(id) is durable here but not confirmed by enough replicas in time"))
+        }
+        for (id, waiter) in readWaiters where waiter.deadline <= instant {
+            readWaiters[id] = nil
+            waiter.fail(MeshError(.readTimeout, "read \(id) did not get enough replies in time"))
+        }
+    }
+
+    // MARK: Membership operations
+
+    /// Removes a node from the mesh for good: it no longer holds back stability, and it cannot rejoin
+    /// with this identity's current incarnation.
+    public func decommission(_ peer: NodeID) throws(MeshError) {
+        guard phase == .running, var machine = membership else { throw MeshError(.notRunning, "the node is not running") }
+        let actions = machine.decommission(MemberID(bytes: peer.bytes), now: now())
+        membership = machine
+        handle(actions)
+    }
+
+    /// The membership as this node sees it, including itself.
+    public var members: [Member] { membership?.members ?? [] }
+
+    // MARK: Fault injection
+
+    /// Drops all traffic with `peers` at this node (both directions) until `unblock` — a partition
+    /// for tests, below membership and replication but above the transport.
+    package func block(_ peers: Set<NodeID>) {
+        blockedPeers.formUnion(peers)
+        for peer in peers { outboxes.removeValue(forKey: peer)?.finish() }
+    }
+
+    /// Ends a `block`.
+    package func unblock(_ peers: Set<NodeID>) {
+        blockedPeers.subtract(peers)
+    }
+
+    // MARK: Time
+
+    /// Wall-clock milliseconds since 1970 (the HLC's physical component).
+    nonisolated func now() -> Instant {
+        var spec = timespec()
+        clock_gettime(CLOCK_REALTIME, &spec)
+        return Instant(milliseconds: UInt64(spec.tv_sec) * 1_000 + UInt64(spec.tv_nsec) / 1_000_000)
+    }
+
+    static func encodeUInt64(_ value: UInt64) -> [UInt8] {
+        var writer = ByteWriter()
+        writer.writeVarint(value)
+        return writer.bytes
+    }
+
+    static func decodeUInt64(_ bytes: [UInt8]) -> UInt64? {
+        guard var reader = try? ByteReader(bytes), let value = try? reader.readVarint(), reader.isAtEnd else { return nil }
+        return value
+    }
+}
+
+/// The first byte of every node message: which layer it is for.
+enum Envelope {
+    static let replication: UInt8 = 1
+    static let membership: UInt8 = 2
+}
+
+/// A one-shot result someone awaits, with a deadline the node enforces.
+final class Waiter<Value: Sendable>: Sendable {
+    let deadline: ContinuousClock.Instant
+    private let state = Mutex<State>(State())
+
+    struct State {
+        var result: Result<Value, MeshError>?
+        var continuation: CheckedContinuation<Value, any Error>?
+    }
+
+    init(deadline: ContinuousClock.Instant) { self.deadline = deadline }
+
+    func succeed(_ value: Value) { complete(.success(value)) }
+    func fail(_ error: MeshError) { complete(.failure(error)) }
+
+    private func complete(_ result: Result<Value, MeshError>) {
+        let continuation = state.withLock { state -> CheckedContinuation<Value, any Error>? in
+            guard state.result == nil else { return nil }
+            state.result = result
+            defer { state.continuation = nil }
+            return state.continuation
+        }
+        continuation?.resume(with: result.mapError { $0 as any Error })
+    }
+
+    func value() async throws -> Value {
+        try await withCheckedThrowingContinuation { continuation in
+            let ready = state.withLock { state -> Result<Value, MeshError>? in
+                if let result = state.result { return result }
+                state.continuation = continuation
+                return nil
+            }
+            if let ready { continuation.resume(with: ready.mapError { $0 as any Error }) }
+        }
+    }
+}
+
+/// A member as stored in the data directory (to find the mesh again after a restart).
+enum MemberRecord {
+    static func encode(_ member: Member) -> [UInt8] {
+        var writer = ByteWriter()
+        writer.writeByte(1)
+        writer.writeVarint(member.replicaID.rawValue)
+        writer.writeString(member.address.host)
+        writer.writeVarint(UInt64(member.address.port))
+        writer.writeVarint(member.incarnation)
+        writer.writeByte(member.status.rawValue)
+        writer.writeBytes(member.id.bytes)
+        return writer.bytes
+    }
+
+    static func decode(_ bytes: [UInt8]) -> Member? {
+        guard var reader = try? ByteReader(bytes), (try? reader.readByte()) == 1,
+            let replica = try? reader.readVarint(), let host = try? reader.readString(),
+            let port = try? reader.readVarint(), port <= 65_535, let incarnation = try? reader.readVarint(),
+            let status = (try? reader.readByte()).flatMap(MemberStatus.init(rawValue:)),
+            let id = try? reader.readBytes(count: 32), reader.isAtEnd
+        else { return nil }
+        return Member(
+            id: MemberID(bytes: Array(id)), replicaID: ReplicaID(replica), address: MemberAddress(host: host, port: Int(port)),
+            incarnation: incarnation, status: status)
+    }
+}

@@ -1,0 +1,158 @@
+import MeshCRDT
+import MeshReplication
+
+/// A change subscriber: its pattern and where its events go.
+struct Subscriber {
+    let pattern: AddressPattern
+    let continuation: AsyncThrowingStream<ChangeEvent, any Error>.Continuation
+}
+
+extension MeshNode {
+    /// Every change to objects matching `pattern`, local or remote, in delivery order.
+    ///
+    /// With `position` (the `position` of the last event a consumer handled, perhaps before a
+    /// restart), the stream first replays what the consumer missed since, once, then continues
+    /// live with no gap and no repeat. Missed deltas still in the log come as one event each;
+    /// where the log was compacted, each matching object comes once with its current value
+    /// (`.resynchronized`).
+    ///
+    /// A consumer that lets `maximumSubscriberBacklog` events queue up is ended with
+    /// `MeshError(.subscriberTooSlow)`; it resubscribes from its last position and misses nothing.
+    ///
+    /// - Throws: `MeshError(.notRunning)`, `.limitExceeded` (too many subscribers).
+    public func changes(
+        matching pattern: AddressPattern, after position: ChangePosition? = nil
+    ) throws(MeshError) -> AsyncThrowingStream<ChangeEvent, any Error> {
+        guard phase == .running, let machine = replica else { throw MeshError(.notRunning, "the node is not running") }
+        guard subscribers.count < configuration.maximumSubscribers else {
+            throw MeshError(.limitExceeded, "\(subscribers.count) change subscribers already")
+        }
+        let (stream, continuation) = AsyncThrowingStream.makeStream(
+            of: ChangeEvent.self, bufferingPolicy: .bufferingOldest(configuration.maximumSubscriberBacklog))
+        let id = nextSubscriberID
+        nextSubscriberID += 1
+        continuation.onTermination = { _ in Task { await self.removeSubscriber(id) } }
+        let subscriber = Subscriber(pattern: pattern, continuation: continuation)
+        if let position {
+            // Catch-up and registration happen in one actor turn: nothing slips between them.
+            for event in catchUp(machine, pattern: pattern, from: position) where !offer(event, to: subscriber, id: id) {
+                return stream
+            }
+        }
+        subscribers[id] = subscriber
+        return stream
+    }
+
+    /// Convenience: `changes(matching:)` with a pattern string such as `"fabric://fleet/**"`.
+    public func changes(
+        matching pattern: String, after position: ChangePosition? = nil
+    ) throws(MeshError) -> AsyncThrowingStream<ChangeEvent, any Error> {
+        try changes(matching: try AddressPattern(pattern), after: position)
+    }
+
+    func removeSubscriber(_ id: UInt64) { subscribers[id] = nil }
+
+    /// Hands an event to a subscriber; ends a subscriber whose backlog is full.
+    @discardableResult
+    private func offer(_ event: ChangeEvent, to subscriber: Subscriber, id: UInt64) -> Bool {
+        if case .dropped = subscriber.continuation.yield(event) {
+            subscriber.continuation.finish(
+                throwing: MeshError(
+                    .subscriberTooSlow,
+                    "\(configuration.maximumSubscriberBacklog) change events queued; resubscribe from the last position"))
+            subscribers[id] = nil
+            return false
+        }
+        return true
+    }
+
+    /// The position of this node now (every domain's delivered vector).
+    public var position: ChangePosition {
+        var position = ChangePosition()
+        guard let machine = replica else { return position }
+        for name in machine.domainNames { position.vectors[name] = machine.vector(of: name) }
+        return position
+    }
+
+    func publish(_ delivery: Delivery) {
+        guard !subscribers.isEmpty, let machine = replica else { return }
+        let interested = subscribers.filter { $0.value.pattern.matches(domain: delivery.domain) }
+        guard !interested.isEmpty else { return }
+        var position = self.position
+        position.vectors[delivery.domain] = machine.vector(of: delivery.domain)
+        let kind: ChangeEvent.Kind =
+            switch delivery.source {
+            case .local: .local
+            case .remote: .remote
+            case .snapshot: .snapshot
+            }
+        let keys: [String] =
+            if let record = delivery.record { record.updates.map(\.key) } else {
+                (machine.objects(in: delivery.domain)?.keys).map { $0.sorted() } ?? []
+            }
+        for key in keys {
+            guard let address = try? MeshAddress(domain: delivery.domain, path: key) else { continue }
+            let event = ChangeEvent(
+                address: address, value: machine.value(of: key, in: delivery.domain), origin: delivery.origin,
+                kind: kind, position: position)
+            for (id, subscriber) in interested where subscriber.pattern.matches(address) {
+                offer(event, to: subscriber, id: id)
+            }
+        }
+    }
+
+    /// The events a consumer at `start` missed, in an order it can resume from at any event.
+    private func catchUp(_ machine: ReplicaStateMachine, pattern: AddressPattern, from start: ChangePosition)
+        -> [ChangeEvent]
+    {
+        var events: [ChangeEvent] = []
+        var position = start
+        for domain in machine.domainNames where pattern.matches(domain: domain) {
+            guard let vector = machine.vector(of: domain) else { continue }
+            let seen = start.vectors[domain] ?? VersionVector()
+            var perOrigin: [(ReplicaID, [DeltaRecord])] = []
+            var compacted = false
+            for entry in vector.entries where entry.counter > seen[entry.replica] {
+                guard
+                    let records = machine.loggedRecords(
+                        in: domain, of: entry.replica, after: seen[entry.replica], upTo: entry.counter)
+                else {
+                    compacted = true
+                    break
+                }
+                perOrigin.append((entry.replica, records))
+            }
+            if compacted {
+                position.vectors[domain] = vector
+                let latest = vector.entries.max { $0.counter < $1.counter }?.replica ?? machine.replicaID
+                for key in (machine.objects(in: domain)?.keys).map({ $0.sorted() }) ?? [] {
+                    guard let address = try? MeshAddress(domain: domain, path: key), pattern.matches(address) else {
+                        continue
+                    }
+                    events.append(
+                        ChangeEvent(
+                            address: address, value: machine.value(of: key, in: domain), origin: latest,
+                            kind: .resynchronized, position: position))
+                }
+                continue
+            }
+            var current = seen
+            for (origin, records) in perOrigin {
+                for record in records {
+                    current[origin] = max(current[origin], record.lastSequence)
+                    position.vectors[domain] = current
+                    for update in record.updates {
+                        guard let address = try? MeshAddress(domain: domain, path: update.key), pattern.matches(address)
+                        else { continue }
+                        events.append(
+                            ChangeEvent(
+                                address: address, value: machine.value(of: update.key, in: domain), origin: origin,
+                                kind: origin == machine.replicaID ? .local : .remote, position: position))
+                    }
+                }
+            }
+            position.vectors[domain] = vector
+        }
+        return events
+    }
+}

@@ -1,0 +1,43 @@
+import ArgumentParser
+import Logging
+import ServiceLifecycle
+import StateMesh
+
+/// `mesh node`: run one node until SIGINT or SIGTERM.
+struct Node: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run one node until SIGINT or SIGTERM (graceful: peers are told, storage is flushed).",
+        discussion: """
+            The configuration file is JSON (every key is listed in the README with its default); any key
+            can be overridden by an environment variable STATEMESH_<KEY> with `.` written as `_`, e.g.
+            STATEMESH_LISTEN_PORT=7410. A wrong or missing option is reported with the file, the key and
+            the reason, and the node does not start.
+            """
+    )
+
+    @Option(name: .long, help: "The node's configuration file (JSON).")
+    var config: String
+
+    func run() async throws {
+        let file: NodeConfigFile
+        let configuration: MeshNodeConfiguration
+        do {
+            file = try await NodeConfigFile.load(file: config)
+            configuration = try file.nodeConfiguration()
+        } catch let error as ConfigurationError {
+            throw ValidationError("configuration error: \(error)")
+        }
+        let level = file.logLevel
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "statemesh")
+        let node = try MeshNode(configuration: configuration, logger: logger)
+        let group = ServiceGroup(
+            configuration: ServiceGroupConfiguration(
+                services: [.init(service: node)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
+    }
+}

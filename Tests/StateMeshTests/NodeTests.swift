@@ -1,0 +1,208 @@
+import Foundation
+import MeshCRDT
+import MeshMembership
+import MeshReplication
+import MeshSecurity
+import StateMesh
+import Testing
+
+@Suite("MeshNode over encrypted loopback", .serialized)
+struct NodeTests {
+    /// Three nodes that each write counters, sets and maps converge to identical state and vectors.
+    @Test func threeNodesConverge() async throws {
+        let cluster = try Cluster(count: 3)
+        defer { cluster.removeDirectories() }
+        try await cluster.startAll()
+        let nodes = cluster.running
+        #expect(await eventually { await nodes[0].status().peers.filter { $0.state == "alive" }.count == 2 })
+        for (index, node) in nodes.enumerated() {
+            for step in 0..<50 {
+                try await node.counter("fabric://default/requests").increment(by: UInt64(step + 1))
+                try await node.set("fabric://default/tasks").insert("task-\(index)-\(step)")
+                try await node.map("fabric://default/agent-\(index)").set("step", to: "\(step)")
+            }
+            try await node.set("fabric://default/tasks").remove("task-\(index)-0")
+        }
+        #expect(await eventually { await converged(nodes) })
+        let total = try await nodes[1].counter("fabric://default/requests").value()
+        #expect(total == 3 * (1...50).reduce(0, +))
+        let tasks = try await nodes[2].set("fabric://default/tasks").elements()
+        #expect(tasks.count == 3 * 49)
+        #expect(try await nodes[0].map("fabric://default/agent-2").value(forField: "step") == "49")
+        await cluster.stopAll()
+    }
+
+    /// A write with `.replicas(3)` returns only once all three delivered it; a concern that cannot be met times out
+    /// with `.writeConcernTimeout` while the write stays durable locally.
+    @Test func writeConcern() async throws {
+        let cluster = try Cluster(count: 3)
+        defer { cluster.removeDirectories() }
+        try await cluster.startAll()
+        let nodes = cluster.running
+        #expect(await eventually { await nodes[0].status().peers.filter { $0.state == "alive" }.count == 2 })
+        let address = try MeshAddress("fabric://default/confirmed")
+        let register = try nodes[0].register(address.description)
+        try await register.assign("everywhere", options: WriteOptions(concern: .replicas(3), timeout: .seconds(10)))
+        // The write is acknowledged only after all three delivered it, so both others hold it already.
+        #expect(try await nodes[1].register(address.description).value() == "everywhere")
+        #expect(try await nodes[2].register(address.description).value() == "everywhere")
+        // With node 2 cut off, three replicas cannot confirm in time; the write stays here.
+        await nodes[0].block([nodes[2].nodeID])
+        do {
+            try await register.assign("cut off", options: WriteOptions(concern: .replicas(3), timeout: .milliseconds(500)))
+            Issue.record("a write concern of 3 was met with one replica cut off")
+        } catch let error as MeshError {
+            #expect(error.code == .writeConcernTimeout)
+        }
+        #expect(try await register.value() == "cut off")
+        await cluster.stopAll()
+    }
+
+    /// A read from two replicas sees a write the reading node has not received yet (gossip is slow here).
+    @Test func readQuorumSeesWritesNotYetGossiped() async throws {
+        let cluster = try Cluster(count: 2) { $0.replication.gossipIntervalMilliseconds = 60_000 }
+        defer { cluster.removeDirectories() }
+        try await cluster.startAll()
+        let nodes = cluster.running
+        #expect(await eventually { await nodes[1].status().peers.first?.state == "alive" })
+        try await nodes[0].counter("fabric://default/hits").increment(by: 5)
+        #expect(try await nodes[1].counter("fabric://default/hits").value() == 0)
+        let merged = try await nodes[1].counter("fabric://default/hits").value(options: ReadOptions(replicas: 2))
+        #expect(merged == 5)
+        await cluster.stopAll()
+    }
+
+    /// A subscriber on one node sees changes written on another, marked remote, with the right origin.
+    @Test func subscriptionsSeeRemoteChanges() async throws {
+        let cluster = try Cluster(count: 2)
+        defer { cluster.removeDirectories() }
+        try await cluster.startAll()
+        let nodes = cluster.running
+        #expect(await eventually { await nodes[1].status().peers.first?.state == "alive" })
+        let stream = try await nodes[1].changes(matching: "fabric://default/fleet/**")
+        try await nodes[0].set("fabric://default/fleet/a/tasks").insert("t1")
+        try await nodes[0].set("fabric://default/other").insert("ignored")
+        try await nodes[0].counter("fabric://default/fleet/b/hits").increment()
+        let seen = try await collect(stream) { $0.count == 2 }
+        let origin = await nodes[0].replicaID
+        #expect(seen.map(\.address.path) == ["fleet/a/tasks", "fleet/b/hits"])
+        #expect(seen.allSatisfy { $0.kind == .remote && $0.origin == origin })
+        await cluster.stopAll()
+    }
+
+    /// A subscriber that resumes from its last position after the node restarted gets every missed change once.
+    @Test func subscriberResumesAfterRestart() async throws {
+        let cluster = try Cluster(count: 2)
+        defer { cluster.removeDirectories() }
+        try await cluster.startAll()
+        #expect(await eventually { await cluster.node(1).status().peers.first?.state == "alive" })
+        let stream = try await cluster.node(1).changes(matching: "fabric://default/**")
+        for index in 0..<5 { try await cluster.node(0).counter("fabric://default/before-\(index)").increment() }
+        let before = try await collect(stream) { $0.count == 5 }
+        try #require(before.count == 5)
+        let position = before[4].position
+        // The consumer stops; node 1 restarts; node 0 keeps writing meanwhile.
+        await cluster.stop(1)
+        for index in 0..<20 { try await cluster.node(0).counter("fabric://default/missed-\(index)").increment() }
+        try await cluster.start(1)
+        #expect(await eventually { await converged(cluster.running) })
+        let resumed = try await cluster.node(1).changes(matching: "fabric://default/**", after: position)
+        // Everything missed, then nothing more for a moment (no repeats).
+        let events = try await collect(resumed, timeout: .seconds(3)) { _ in false }
+        var missed: [String: Int] = [:]
+        for event in events { missed[event.address.path, default: 0] += 1 }
+        print("resumed subscriber got", events.map { "\($0.address.path):\($0.kind)" })
+        #expect(missed.keys.sorted() == (0..<20).map { "missed-\($0)" }.sorted())
+        #expect(missed.values.allSatisfy { $0 == 1 })
+        await cluster.stopAll()
+    }
+
+    /// A node partitioned for longer than the suspicion timeout is declared dead, then rejoins by itself after
+    /// the partition heals, and writes made on both sides converge.
+    @Test func partitionedNodeRejoins() async throws {
+        let cluster = try Cluster(count: 3)
+        defer { cluster.removeDirectories() }
+        try await cluster.startAll()
+        let nodes = cluster.running
+        #expect(await eventually { await nodes[0].status().peers.filter { $0.state == "alive" }.count == 2 })
+        let isolated = nodes[2].nodeID
+        await nodes[2].block([nodes[0].nodeID, nodes[1].nodeID])
+        await nodes[0].block([isolated])
+        await nodes[1].block([isolated])
+        let declaredDead = await eventually(timeout: .seconds(30)) {
+            await nodes[0].status().peers.first { $0.nodeID == "\(isolated)" }?.state == "dead"
+        }
+        #expect(declaredDead)
+        try await nodes[0].counter("fabric://default/split").increment(by: 2)
+        try await nodes[2].counter("fabric://default/split").increment(by: 3)
+        await nodes[2].unblock([nodes[0].nodeID, nodes[1].nodeID])
+        await nodes[0].unblock([isolated])
+        await nodes[1].unblock([isolated])
+        let rejoined = await eventually(timeout: .seconds(30)) {
+            for node in nodes where !(await node.status().peers.allSatisfy { $0.state == "alive" }) {
+                return false
+            }
+            return true
+        }
+        #expect(rejoined)
+        #expect(await eventually { await converged(nodes) })
+        #expect(try await nodes[1].counter("fabric://default/split").value() == 5)
+        await cluster.stopAll()
+    }
+
+    /// An unreachable (dead) node still holds back the stable vector, so the log keeps what it lacks; once it
+    /// is decommissioned it is `left` everywhere and stability advances without it.
+    @Test func decommissionReleasesStability() async throws {
+        let cluster = try Cluster(count: 3)
+        defer { cluster.removeDirectories() }
+        try await cluster.startAll()
+        let nodes = cluster.running
+        #expect(await eventually { await nodes[0].status().peers.filter { $0.state == "alive" }.count == 2 })
+        let gone = nodes[2].nodeID
+        await nodes[2].block([nodes[0].nodeID, nodes[1].nodeID])
+        await nodes[0].block([gone])
+        await nodes[1].block([gone])
+        #expect(await eventually { await nodes[0].status().peers.first { $0.nodeID == "\(gone)" }?.state == "dead" })
+        try await nodes[0].counter("fabric://default/after").increment()
+        let mine = try #require(await nodes[0].replicaID)
+        func stableCount() async -> UInt64 {
+            await nodes[0].status().domains.first?.stable["\(mine.rawValue)"] ?? 0
+        }
+        // Node 1 has the write, but the dead node does not: it is not stable.
+        #expect(await eventually { try! await nodes[1].counter("fabric://default/after").value() == 1 })
+        try await Task.sleep(for: .milliseconds(600))
+        #expect(await stableCount() == 0)
+
+        try await nodes[0].decommission(gone)
+        #expect(await eventually { await nodes[1].status().peers.first { $0.nodeID == "\(gone)" }?.state == "left" })
+        #expect(await eventually { await stableCount() >= 1 })
+        await cluster.stopAll()
+    }
+
+    /// A data directory that cannot hold a database is a clear `.storageFailed` error at start, and a
+    /// wrong object type at an address is `.typeMismatch`, never an overwrite.
+    @Test func storageAndTypeErrors() async throws {
+        let cluster = try Cluster(count: 1)
+        defer { cluster.removeDirectories() }
+        // A regular file where the data directory should be.
+        let blocker = cluster.directories[0]
+        try FileManager.default.createDirectory(
+            atPath: (blocker as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        #expect(FileManager.default.createFile(atPath: blocker, contents: Data("not a directory".utf8)))
+        let broken = try MeshNode(configuration: try cluster.configuration(0, seedPort: nil))
+        await #expect(throws: MeshError.self) { try await broken.run() }
+        try FileManager.default.removeItem(atPath: blocker)
+
+        let node = try await cluster.start(0)
+        try await node.counter("fabric://default/x").increment()
+        do {
+            try await node.set("fabric://default/x").insert("y")
+            Issue.record("a set write to a counter succeeded")
+        } catch let error as MeshError {
+            #expect(error.code == .typeMismatch)
+        }
+        #expect(try await node.counter("fabric://default/x").value() == 1)
+        await #expect(throws: MeshError.self) { try await node.set("fabric://default/x").elements() }
+        await cluster.stopAll()
+    }
+}
