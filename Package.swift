@@ -4,6 +4,7 @@
 // Layers, lowest first (arrows only point down; see ../shared/DESIGN.md):
 //   MeshCRDT -> MeshCodec -> MeshReplication -> MeshSimulation (-> mesh-sim)
 //   CSodium -> MeshSecurity -> MeshTransport
+//   CSQLite -> MeshStorage
 import PackageDescription
 
 /// Every target of ours is built in the Swift 6 language mode with warnings as errors.
@@ -24,6 +25,7 @@ let package = Package(
         .executable(name: "mesh-sim", targets: ["mesh-sim"]),
         .library(name: "MeshSecurity", targets: ["MeshSecurity"]),
         .library(name: "MeshTransport", targets: ["MeshTransport"]),
+        .library(name: "MeshStorage", targets: ["MeshStorage"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -85,6 +87,24 @@ let package = Package(
             swiftSettings: strictSettings
         ),
 
+        // MARK: Durable local storage
+        .systemLibrary(
+            name: "CSQLite",
+            pkgConfig: "sqlite3",
+            providers: [.apt(["libsqlite3-dev"])]
+        ),
+        .target(
+            name: "MeshStorage",
+            dependencies: ["CSQLite"],
+            swiftSettings: strictSettings
+        ),
+        // Test helper for MeshStorageTests' crash test (appends and commits until SIGKILLed); not a product.
+        .executableTarget(
+            name: "mesh-storage-crash-helper",
+            dependencies: ["MeshStorage"],
+            swiftSettings: strictSettings
+        ),
+
         // MARK: Tests
         .testTarget(
             name: "MeshCRDTTests",
@@ -133,6 +153,11 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "MetricsTestKit", package: "swift-metrics"),
             ],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "MeshStorageTests",
+            dependencies: ["MeshStorage"],
             swiftSettings: strictSettings
         ),
     ]
