@@ -1,11 +1,11 @@
 internal import CSQLite
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// A node's durable local state: metadata, an append-only record log, one checkpoint and the member
@@ -343,6 +343,17 @@ public final class MeshStore {
 
     // MARK: Internals
 
+    /// The first column of `PRAGMA <name>` as text, for tests and diagnostics (e.g. `synchronous`).
+    func pragma(_ name: String) throws(StorageError) -> String? {
+        let what = "reading PRAGMA \(name)"
+        let connection = try openConnection(doing: what)
+        var value: String?
+        try connection.run("PRAGMA \(name)", doing: what) { row throws(StorageError) in
+            if value == nil { value = try row.text(0) }
+        }
+        return value
+    }
+
     private func openConnection(doing what: String) throws(StorageError) -> SQLiteConnection {
         guard let connection else {
             throw StorageError(.closed, "\(what): \(closedReason)", path: databasePath)
@@ -593,11 +604,11 @@ public final class MeshStore {
 /// `close(2)`, which `MeshStore.close()` hides inside the class.
 func closeDescriptor(_ descriptor: Int32) -> Int32 {
     #if canImport(Glibc)
-    Glibc.close(descriptor)
+        Glibc.close(descriptor)
     #elseif canImport(Musl)
-    Musl.close(descriptor)
+        Musl.close(descriptor)
     #else
-    Darwin.close(descriptor)
+        Darwin.close(descriptor)
     #endif
 }
 

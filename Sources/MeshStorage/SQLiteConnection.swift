@@ -1,11 +1,11 @@
 internal import CSQLite
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// A value bound to a statement parameter.
@@ -31,7 +31,8 @@ final class SQLiteConnection {
         let rc = sqlite3_open_v2(path, &opened, flags, nil)
         guard let opened else {
             // SQLite could not even allocate a handle.
-            throw StorageError(.other, "opening the database: SQLite returned no handle", path: path, sqliteResultCode: rc)
+            throw StorageError(
+                .other, "opening the database: SQLite returned no handle", path: path, sqliteResultCode: rc)
         }
         guard rc == SQLITE_OK else {
             let error = SQLiteConnection.error(rc, handle: opened, doing: "opening the database", path: path)
@@ -43,7 +44,8 @@ final class SQLiteConnection {
         // Extended codes give messages like SQLITE_IOERR_FSYNC instead of SQLITE_IOERR.
         let extended = sqlite3_extended_result_codes(opened, 1)
         guard extended == SQLITE_OK else {
-            let error = SQLiteConnection.error(extended, handle: opened, doing: "enabling extended result codes", path: path)
+            let error = SQLiteConnection.error(
+                extended, handle: opened, doing: "enabling extended result codes", path: path)
             _ = sqlite3_close_v2(opened)
             throw error
         }

@@ -7,17 +7,20 @@
 //       (at most 100,000 batches).
 //   mesh-storage-crash-helper hold <directory>
 //       Opens the store, writes "ready\n" and sleeps until killed (at most 60 s).
+//   mesh-storage-crash-helper bench <directory> <always|batched> <commits> <records-per-commit>
+//       Times <commits> batches of 100-byte records and prints commits/s and records/s (for the README's
+//       figures from a release build: `swift build -c release --product mesh-storage-crash-helper`).
 //
 // Record bytes: run (8 bytes little-endian), index (8 bytes little-endian), 48 bytes of 0xA5.
 // Exit status 2 on bad arguments, 1 on a storage error (printed to stderr).
 import MeshStorage
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 func emit(_ text: String, to descriptor: Int32) {
@@ -69,6 +72,29 @@ do throws(StorageError) {
         emit("ready\n", to: 1)
         sleep(60)
         store.close()
+    case "bench" where arguments.count == 6:
+        let durability: Durability = arguments[3] == "batched" ? .batched(intervalMilliseconds: 5) : .always
+        guard let commits = Int(arguments[4]), let perCommit = Int(arguments[5]), commits > 0, perCommit > 0 else {
+            emit("commits and records-per-commit must be positive numbers\n", to: 2)
+            exit(2)
+        }
+        let store = try MeshStore(directory: arguments[2], durability: durability)
+        let payload = [UInt8](repeating: 0x5A, count: 100)
+        let clock = ContinuousClock()
+        let start = clock.now
+        for _ in 0..<commits {
+            for _ in 0..<perCommit { _ = try store.appendRecord(domain: "bench", bytes: payload) }
+            try store.commit()
+        }
+        let elapsed = clock.now - start
+        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        let statistics = store.statistics
+        store.close()
+        let mean = statistics.totalCommitDuration / statistics.commits
+        emit(
+            "\(arguments[3]) \(perCommit) record(s)/commit: \(Int(Double(commits) / seconds)) commits/s, "
+                + "\(Int(Double(commits * perCommit) / seconds)) records/s, mean commit() \(mean), "
+                + "longest \(statistics.longestCommitDuration)\n", to: 1)
     default:
         emit("unknown command \(arguments[1])\n", to: 2)
         exit(2)

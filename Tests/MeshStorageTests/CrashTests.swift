@@ -3,7 +3,7 @@ import MeshStorage
 import Testing
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Crash and throughput tests, in the serialized `MeshStore` suite: they run child processes and time fsyncs.
@@ -62,7 +62,8 @@ extension MeshStoreTests {
                 acknowledged += parsed
                 try verify(directory: directory, acknowledged: acknowledged)
             }
-            print("MeshStorage crash test (\(mode)): 10 SIGKILLs, \(acknowledged.count) acknowledged writes, all present")
+            print(
+                "MeshStorage crash test (\(mode)): 10 SIGKILLs, \(acknowledged.count) acknowledged writes, all present")
         }
     }
 
@@ -118,10 +119,11 @@ extension MeshStoreTests {
                 store.close()
                 let reopened = try MeshStore(directory: directory)
                 #expect(try allRecords(reopened).count == commits * recordsPerCommit)
-                let meanMilliseconds = Double(commits) > 0 ? seconds * 1000 / Double(commits) : 0
+                let meanMilliseconds = seconds * 1000 / Double(commits)
                 report.append(
                     "\(name): \(Int(Double(commits) / seconds)) commits/s, \(Int(Double(commits * recordsPerCommit) / seconds)) records/s, "
-                        + "mean \(String(format: "%.3f", meanMilliseconds)) ms per batch, longest commit \(statistics.longestCommitDuration)")
+                        + "mean \(String(format: "%.3f", meanMilliseconds)) ms per batch, longest commit \(statistics.longestCommitDuration)"
+                )
             }
             print("MeshStorage throughput (100-byte records):\n  " + report.joined(separator: "\n  "))
         }

@@ -1,9 +1,10 @@
 import Foundation
-import MeshStorage
 import Testing
 
+@testable import MeshStorage
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Serialized: the fault tests mount file systems and the throughput test times fsyncs.
@@ -129,6 +130,21 @@ struct MeshStoreTests {
     }
 
     // MARK: Batches and durability
+
+    @Test("durability modes set SQLite as documented: WAL always, synchronous FULL for .always and NORMAL for .batched")
+    func durabilityModesConfigureSQLite() throws {
+        try withTemporaryDirectory { directory in
+            let always = try MeshStore(directory: directory + "/always")
+            #expect(try always.pragma("journal_mode") == "wal")
+            #expect(try always.pragma("synchronous") == "2")  // FULL: the log is fsynced at every commit
+            #expect(try always.pragma("busy_timeout") == "2000")
+            #expect(try always.pragma("user_version") == "\(MeshStore.schemaVersion)")
+            let batched = try MeshStore(
+                directory: directory + "/batched", durability: .batched(intervalMilliseconds: 5))
+            #expect(try batched.pragma("journal_mode") == "wal")
+            #expect(try batched.pragma("synchronous") == "1")  // NORMAL: fsync only at WAL checkpoints
+        }
+    }
 
     @Test("an uncommitted batch is lost by close(); a committed one survives reopening")
     func onlyCommittedBatchesSurvive() throws {
@@ -295,7 +311,8 @@ struct MeshStoreTests {
             _ = try store.appendRecord(domain: "d", bytes: [1])
             let oversized = [UInt8](repeating: 0, count: MeshStore.maximumBlobByteCount + 1)
             let longKey = String(repeating: "k", count: MeshStore.maximumKeyByteCount + 1)
-            #expect(storageError { _ = try store.appendRecord(domain: "d", bytes: oversized) }?.code == .invalidArgument)
+            #expect(
+                storageError { _ = try store.appendRecord(domain: "d", bytes: oversized) }?.code == .invalidArgument)
             #expect(storageError { try store.setValue(oversized, forKey: "k") }?.code == .invalidArgument)
             #expect(storageError { try store.replaceCheckpoint(oversized) }?.code == .invalidArgument)
             #expect(storageError { try store.setMember(oversized, forID: [1]) }?.code == .invalidArgument)
@@ -313,8 +330,10 @@ struct MeshStoreTests {
             #expect(try store.value(forKey: "big") == atLimit)
 
             #expect(
-                storageError { _ = try MeshStore(directory: directory + "/x", durability: .batched(intervalMilliseconds: 0)) }?
-                    .code == .invalidArgument)
+                storageError {
+                    _ = try MeshStore(directory: directory + "/x", durability: .batched(intervalMilliseconds: 0))
+                }?
+                .code == .invalidArgument)
             #expect(storageError { _ = try MeshStore(directory: "") }?.code == .invalidArgument)
         }
     }
@@ -378,7 +397,9 @@ struct MeshStoreTests {
     func damagedPageIsCorrupt() throws {
         try withTemporaryDirectory { directory in
             let store = try MeshStore(directory: directory)
-            for index in 0..<500 { _ = try store.appendRecord(domain: "d", bytes: Array(repeating: UInt8(index & 0xFF), count: 1000)) }
+            for index in 0..<500 {
+                _ = try store.appendRecord(domain: "d", bytes: Array(repeating: UInt8(index & 0xFF), count: 1000))
+            }
             try store.commit()
             store.close()
             let database = directory + "/statemesh.sqlite"
@@ -396,7 +417,8 @@ struct MeshStoreTests {
         }
     }
 
-    @Test("a database whose user_version is newer, or which is not a StateMesh database, is refused with .schemaVersion")
+    @Test(
+        "a database whose user_version is newer, or which is not a StateMesh database, is refused with .schemaVersion")
     func unknownSchemaIsRefused() throws {
         try withTemporaryDirectory { directory in
             let store = try MeshStore(directory: directory)
@@ -423,7 +445,9 @@ struct MeshStoreTests {
 
     @Test(
         "a read-only mount is refused with .readOnly, for an existing store and for a new directory, without damage",
-        .enabled(if: Tmpfs.isAvailable, "mounting a tmpfs needs root (CAP_SYS_ADMIN); read-only is untestable by chmod as root")
+        .enabled(
+            if: Tmpfs.isAvailable,
+            "mounting a tmpfs needs root (CAP_SYS_ADMIN); read-only is untestable by chmod as root")
     )
     func readOnlyMountIsRefused() throws {
         try Tmpfs.withMount(byteCount: 8 << 20) { mountPoint in

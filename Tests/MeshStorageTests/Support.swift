@@ -3,7 +3,7 @@ import MeshStorage
 import Testing
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Runs `body` with a new, empty directory under the temporary directory, removed afterwards.
@@ -112,7 +112,8 @@ enum Tmpfs {
 enum CrashHelper {
     static var url: URL {
         get throws {
-            let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
+            let executable =
+                (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
                 ?? CommandLine.arguments[0]
             let url = URL(fileURLWithPath: executable).deletingLastPathComponent()
                 .appendingPathComponent("mesh-storage-crash-helper")
