@@ -28,6 +28,7 @@ let package = Package(
         .library(name: "MeshTransport", targets: ["MeshTransport"]),
         .library(name: "StateMesh", targets: ["StateMesh"]),
         .executable(name: "mesh", targets: ["mesh"]),
+        .library(name: "MeshStorage", targets: ["MeshStorage"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -131,6 +132,24 @@ let package = Package(
             swiftSettings: strictSettings
         ),
 
+        // MARK: Durable local storage
+        .systemLibrary(
+            name: "CSQLite",
+            pkgConfig: "sqlite3",
+            providers: [.apt(["libsqlite3-dev"])]
+        ),
+        .target(
+            name: "MeshStorage",
+            dependencies: ["CSQLite"],
+            swiftSettings: strictSettings
+        ),
+        // Test helper for MeshStorageTests' crash test (appends and commits until SIGKILLed); not a product.
+        .executableTarget(
+            name: "mesh-storage-crash-helper",
+            dependencies: ["MeshStorage"],
+            swiftSettings: strictSettings
+        ),
+
         // MARK: Tests
         .testTarget(
             name: "MeshCRDTTests",
@@ -186,6 +205,11 @@ let package = Package(
             dependencies: [
                 "StateMesh", "MeshCRDT", "MeshReplication", "MeshSecurity", "MeshStorage", "MeshMembership",
             ],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "MeshStorageTests",
+            dependencies: ["MeshStorage"],
             swiftSettings: strictSettings
         ),
     ]

@@ -6,9 +6,10 @@
 #   libsodium-dev, pkg-config  the secure transport (CSodium links libsodium)
 #   lld                        libFuzzer builds (-use-ld=lld)
 #   libjemalloc-dev            package-benchmark's malloc statistics
+#   libsqlite3-dev             durable local storage (CSQLite links the system SQLite)
 set -euo pipefail
 
-packages=(libsodium-dev pkg-config lld libjemalloc-dev)
+packages=(libsodium-dev pkg-config lld libjemalloc-dev libsqlite3-dev)
 missing=()
 for package in "${packages[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'install ok installed'; then
