@@ -29,6 +29,7 @@ let package = Package(
         .library(name: "StateMesh", targets: ["StateMesh"]),
         .executable(name: "mesh", targets: ["mesh"]),
         .library(name: "MeshStorage", targets: ["MeshStorage"]),
+        .library(name: "MeshMembership", targets: ["MeshMembership"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),

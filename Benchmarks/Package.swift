@@ -60,5 +60,19 @@ let package = Package(
             path: "Sources/CRDTPeerCompare",
             swiftSettings: [.swiftLanguageMode(.v6), .treatAllWarnings(as: .error)]
         ),
+        // N nodes over encrypted loopback: write throughput, convergence time, bytes per update, memory.
+        .executableTarget(
+            name: "node-bench",
+            dependencies: [
+                .product(name: "StateMesh", package: "StateMesh"),
+                .product(name: "MeshSecurity", package: "StateMesh"),
+                .product(name: "MeshReplication", package: "StateMesh"),
+                .product(name: "MeshMembership", package: "StateMesh"),
+                .product(name: "MeshStorage", package: "StateMesh"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Sources/NodeBench",
+            swiftSettings: [.swiftLanguageMode(.v6), .treatAllWarnings(as: .error)]
+        ),
     ]
 )
