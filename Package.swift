@@ -3,6 +3,7 @@
 // StateMesh: a leaderless, causally consistent state mesh of delta-state CRDTs.
 // Layers, lowest first (arrows only point down; see ../shared/DESIGN.md):
 //   MeshCRDT -> MeshCodec -> MeshReplication -> MeshSimulation (-> mesh-sim)
+//   MeshReplication (for `Instant`) -> MeshMembership
 //   CSodium -> MeshSecurity -> MeshTransport
 import PackageDescription
 
@@ -24,6 +25,7 @@ let package = Package(
         .executable(name: "mesh-sim", targets: ["mesh-sim"]),
         .library(name: "MeshSecurity", targets: ["MeshSecurity"]),
         .library(name: "MeshTransport", targets: ["MeshTransport"]),
+        .library(name: "MeshMembership", targets: ["MeshMembership"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -59,6 +61,13 @@ let package = Package(
                 "MeshSimulation", "MeshReplication",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
+            swiftSettings: strictSettings
+        ),
+
+        // MARK: Membership and failure detection (sans-IO; reuses MeshReplication's Instant)
+        .target(
+            name: "MeshMembership",
+            dependencies: ["MeshCRDT", "MeshCodec", "MeshReplication"],
             swiftSettings: strictSettings
         ),
 
@@ -110,6 +119,11 @@ let package = Package(
         .testTarget(
             name: "MeshSimulationTests",
             dependencies: ["MeshCRDT", "MeshReplication", "MeshSimulation"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "MeshMembershipTests",
+            dependencies: ["MeshCRDT", "MeshCodec", "MeshReplication", "MeshMembership"],
             swiftSettings: strictSettings
         ),
         .testTarget(
