@@ -734,7 +734,8 @@ public struct MembershipStateMachine: Sendable {
     }
 
     func scaled(_ milliseconds: UInt64) -> UInt64 {
-        milliseconds.multipliedReportingOverflow(by: UInt64(localHealth + 1)).partialValue
+        let (product, overflow) = milliseconds.multipliedReportingOverflow(by: UInt64(localHealth + 1))
+        return overflow ? .max : product
     }
 
     /// A suspicion timeout pair for the current group size `n` (live members, this one

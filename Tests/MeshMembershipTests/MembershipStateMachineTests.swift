@@ -160,6 +160,58 @@ struct MembershipUnitTests {
     }
 }
 
+@Suite("Membership full-state sync and timers")
+struct MembershipSyncTests {
+    let now = Instant(milliseconds: 50_000)
+
+    @Test("a full state larger than one message is split into messages under the bound that together hold every member")
+    func syncIsChunked() throws {
+        var configuration = testConfiguration()
+        configuration.maximumMessageBytes = 4_000
+        var machine = MembershipStateMachine(me: testMember(0), seeds: [], configuration: configuration, seed: 1)
+        var random = SplitMix64(seed: 4)
+        let others = (0..<300).map { _ in MemberUpdate(member: randomMember(&random)) }
+        for start in stride(from: 0, to: others.count, by: 10) {
+            let batch = MembershipMessage.gossip(updates: Array(others[start..<min(start + 10, others.count)]))
+            _ = machine.receive(batch.encoded(), from: testMemberID(1), now: now)
+        }
+        #expect(machine.members.count == 301)
+        let peer = testMemberID(9)
+        let actions = machine.sessionEstablished(with: peer, now: now)  // unknown peer: full state
+        var received: [Member] = []
+        var replyRequests = 0
+        for action in actions {
+            guard case .send(let bytes, let target) = action else { continue }
+            #expect(target == peer)
+            #expect(bytes.count <= configuration.maximumMessageBytes)
+            guard case .sync(let requestsReply, let members) = try MembershipMessage.decode(bytes) else {
+                Issue.record("not a sync")
+                continue
+            }
+            replyRequests += requestsReply ? 1 : 0
+            received += members
+        }
+        #expect(actions.count > 5)
+        #expect(replyRequests == 1)
+        #expect(received == machine.members)
+    }
+
+    @Test("nextDeadline names when tick has work: now at start, then within one probe round")
+    func nextDeadline() {
+        var machine = MembershipStateMachine(me: testMember(0), seeds: [], configuration: testConfiguration(), seed: 1)
+        #expect(machine.nextDeadline == nil)
+        _ = machine.start(now: now)
+        #expect(machine.nextDeadline == now)
+        _ = machine.receive(gossip(testMember(1)), from: testMemberID(1), now: now)
+        let actions = machine.tick(now: now)
+        #expect(!messages(in: actions, to: testMemberID(1)).isEmpty)  // the probe
+        // The indirect-probe stage of the round is the next thing to do.
+        #expect(machine.nextDeadline == now.advanced(by: testConfiguration().probeTimeoutMilliseconds))
+        _ = machine.leave(now: now)
+        #expect(machine.nextDeadline == nil)
+    }
+}
+
 @Suite("Membership in a simulated network")
 struct MembershipNetworkTests {
     /// A network of `count` members that all start from member 0's address as their seed.
