@@ -65,7 +65,8 @@ public struct MembershipConfiguration: Sendable, Hashable {
     /// Traps on a configuration that cannot work (our own invariant, never remote input).
     func validate() {
         precondition(probeIntervalMilliseconds > 0 && probeTimeoutMilliseconds > 0)
-        precondition(probeTimeoutMilliseconds < probeIntervalMilliseconds, "the probe timeout must end within the round")
+        precondition(
+            probeTimeoutMilliseconds < probeIntervalMilliseconds, "the probe timeout must end within the round")
         precondition(indirectProbes >= 0 && suspicionMultiplier >= 1 && suspicionMaximumMultiplier >= 1)
         precondition(minimumSuspicionTimeoutMilliseconds > 0)
         precondition(maximumSuspicionTimeoutMilliseconds >= minimumSuspicionTimeoutMilliseconds)

@@ -68,7 +68,12 @@ public enum MembershipMessage: Hashable, Sendable {
     static let minimumRecordBytes = 32 + 1 + 1 + 1 + 1 + 1
 
     enum Kind: UInt8 {
-        case ping = 1, ack, pingRequest, nack, gossip, sync
+        case ping = 1
+        case ack = 2
+        case pingRequest = 3
+        case nack = 4
+        case gossip = 5
+        case sync = 6
     }
 
     // MARK: Encoding
@@ -155,7 +160,8 @@ public enum MembershipMessage: Hashable, Sendable {
         var reader = try ByteReader(bytes, limits: limits)
         let version = try reader.readByte("version")
         guard version == Self.version else {
-            throw CodecError(.unsupportedVersion, at: 0, "membership message version \(version), expected \(Self.version)")
+            throw CodecError(
+                .unsupportedVersion, at: 0, "membership message version \(version), expected \(Self.version)")
         }
         let kindOffset = reader.offset
         let rawKind = try reader.readByte("message kind")

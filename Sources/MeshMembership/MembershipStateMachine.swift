@@ -204,7 +204,9 @@ public struct MembershipStateMachine: Sendable {
             updates += piggyback(for: peer, room: configuration.maximumPiggybackedUpdates - 1, excluding: me.id)
             send(.gossip(updates: updates), to: peer, into: &actions)
         case .left:
-            if let entry = entries[peer] { send(.gossip(updates: [MemberUpdate(member: entry.member)]), to: peer, into: &actions) }
+            if let entry = entries[peer] {
+                send(.gossip(updates: [MemberUpdate(member: entry.member)]), to: peer, into: &actions)
+            }
         case .suspect, .dead, nil:
             sendState(to: peer, requestsReply: true, into: &actions)
         }
@@ -376,13 +378,16 @@ public struct MembershipStateMachine: Sendable {
 
     // MARK: Applying claims
 
-    mutating func apply(_ updates: [MemberUpdate], from peer: MemberID, now: Instant, into actions: inout [MembershipAction]) {
+    mutating func apply(
+        _ updates: [MemberUpdate], from peer: MemberID, now: Instant, into actions: inout [MembershipAction]
+    ) {
         for update in updates { apply(update, from: peer, isFullState: false, now: now, into: &actions) }
     }
 
     /// Merges a full state (push-pull): death claims about members held live become
     /// suspicions by the sender, so they can refute (memberlist's `mergeState`).
-    mutating func merge(_ members: [Member], from peer: MemberID, now: Instant, into actions: inout [MembershipAction]) {
+    mutating func merge(_ members: [Member], from peer: MemberID, now: Instant, into actions: inout [MembershipAction])
+    {
         for member in members {
             apply(MemberUpdate(member: member), from: peer, isFullState: true, now: now, into: &actions)
         }
@@ -405,9 +410,10 @@ public struct MembershipStateMachine: Sendable {
         if existing.status == .left { return }  // final
         var claimed = update
         if isFullState, claim.status == .dead, existing.status != .dead {
-            claimed = MemberUpdate(member: Member(
-                id: claim.id, replicaID: claim.replicaID, address: claim.address, incarnation: claim.incarnation,
-                status: .suspect), accuser: peer)
+            claimed = MemberUpdate(
+                member: Member(
+                    id: claim.id, replicaID: claim.replicaID, address: claim.address, incarnation: claim.incarnation,
+                    status: .suspect), accuser: peer)
         }
         let new = claimed.member
         let overrides =
@@ -485,11 +491,14 @@ public struct MembershipStateMachine: Sendable {
     }
 
     /// Adds a member first heard of, within the table bound.
-    mutating func admit(_ update: MemberUpdate, from peer: MemberID, now: Instant, into actions: inout [MembershipAction]) {
+    mutating func admit(
+        _ update: MemberUpdate, from peer: MemberID, now: Instant, into actions: inout [MembershipAction]
+    ) {
         guard entries.count + 1 < configuration.maximumMembers else {
             counters.refusedMembers += 1
             lastError = MembershipError(
-                .memberTableFull, "member \(update.member.id) from \(peer) refused: \(configuration.maximumMembers) held")
+                .memberTableFull,
+                "member \(update.member.id) from \(peer) refused: \(configuration.maximumMembers) held")
             return
         }
         let member = update.member

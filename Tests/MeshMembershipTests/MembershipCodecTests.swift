@@ -91,8 +91,12 @@ struct MembershipCodecTests {
         #expect(decodeError(badFlags) == CodecError(.invalidValue, at: 2, "unknown sync flags 2"))
 
         var highPort = MembershipMessage.gossip(
-            updates: [MemberUpdate(member: Member(id: member.id, replicaID: member.replicaID,
-                address: MemberAddress(host: "h", port: 65_535)))]).encoded()
+            updates: [
+                MemberUpdate(
+                    member: Member(
+                        id: member.id, replicaID: member.replicaID,
+                        address: MemberAddress(host: "h", port: 65_535)))
+            ]).encoded()
         // ... host "h" (length 1, 'h'), then the port varint 0xff 0xff 0x03; make it 0x04 (> 65535).
         let portEnd = 3 + 32 + 1 + 2 + 2
         #expect(highPort[portEnd] == 0x03)
@@ -116,8 +120,10 @@ struct MembershipCodecTests {
         small.writeByte(0)
         small.writeVarint(1_000)  // within the bound, but 1,000 records need far more bytes
         small.writeBytes([UInt8](repeating: 0, count: 100))
-        #expect(decodeError(small.bytes) == CodecError(
-            .limitExceeded, at: 3, "sync members 1000 needs at least 37000 bytes but only 100 are left"))
+        #expect(
+            decodeError(small.bytes)
+                == CodecError(
+                    .limitExceeded, at: 3, "sync members 1000 needs at least 37000 bytes but only 100 are left"))
 
         let large = MembershipMessage.gossip(updates: (0..<10).map { MemberUpdate(member: testMember($0)) }).encoded()
         #expect((try? MembershipMessage.decode(large, maximumBytes: large.count)) != nil)
@@ -138,7 +144,9 @@ struct MembershipCodecTests {
         var machine = MembershipStateMachine(me: testMember(0), seeds: [], configuration: testConfiguration(), seed: 1)
         let now = Instant(milliseconds: 1_000)
         _ = machine.start(now: now)
-        let inputs: [[UInt8]] = [[], [1], [7, 1], [1, 42], [1, 5, 0x80], [1, 6, 0, 1] + [UInt8](repeating: 9, count: 40)]
+        let inputs: [[UInt8]] = [
+            [], [1], [7, 1], [1, 42], [1, 5, 0x80], [1, 6, 0, 1] + [UInt8](repeating: 9, count: 40),
+        ]
         for (index, bytes) in inputs.enumerated() {
             #expect(machine.receive(bytes, from: testMemberID(1), now: now).isEmpty)
             #expect(machine.counters.malformedMessages == index + 1)

@@ -100,7 +100,8 @@ struct MembershipUnitTests {
             for index in 1...7 { _ = machine.receive(gossip(testMember(index)), from: testMemberID(1), now: now) }
             let suspect = with(testMember(7), incarnation: 0, status: .suspect)
             for accuser in 1...(1 + confirmations) {
-                _ = machine.receive(gossip(suspect, accuser: testMemberID(accuser)), from: testMemberID(accuser), now: now)
+                _ = machine.receive(
+                    gossip(suspect, accuser: testMemberID(accuser)), from: testMemberID(accuser), now: now)
             }
             var time = now
             while time.milliseconds < now.milliseconds + 120_000 {
@@ -126,7 +127,9 @@ struct MembershipUnitTests {
         let confirmed = timeToDeath(confirmations: 2)
         #expect(bounds == (minimum: 2_000, maximum: 12_000))
         #expect(alone.map { $0 >= bounds.maximum && $0 <= bounds.maximum + 20 } == true, "\(String(describing: alone))")
-        #expect(confirmed.map { $0 >= bounds.minimum && $0 <= bounds.minimum + 20 } == true, "\(String(describing: confirmed))")
+        #expect(
+            confirmed.map { $0 >= bounds.minimum && $0 <= bounds.minimum + 20 } == true,
+            "\(String(describing: confirmed))")
     }
 
     @Test("the member table never exceeds maximumMembers under a flood of fake members")
@@ -243,7 +246,8 @@ struct MembershipNetworkTests {
         #expect(!network.changes.contains { $0.member.status == .dead })
     }
 
-    @Test("a crashed member is suspected, then declared dead by everyone within the documented bound",
+    @Test(
+        "a crashed member is suspected, then declared dead by everyone within the documented bound",
         arguments: [1, 2, 3, 4] as [UInt64])
     func crashDetected(seed: UInt64) {
         let count = 8
@@ -317,7 +321,8 @@ struct MembershipNetworkTests {
         #expect(network.machines[deaf].localHealth == 0)
     }
 
-    @Test("a member partitioned longer than the suspicion timeout rejoins by itself once healed (memberlist #222)",
+    @Test(
+        "a member partitioned longer than the suspicion timeout rejoins by itself once healed (memberlist #222)",
         arguments: [1, 2, 3] as [UInt64])
     func partitionedMemberRejoins(seed: UInt64) {
         let count = 5
@@ -379,7 +384,12 @@ struct MembershipNetworkTests {
         var network = joinedNetwork(count: count, seed: 31)
         let leaver = 2
         let actions = network.machines[leaver].leave(now: network.now)
-        #expect(actions.contains(.memberChanged(with(network.machines[leaver].myself, incarnation: network.machines[leaver].myself.incarnation, status: .left), previous: .alive)))
+        #expect(
+            actions.contains(
+                .memberChanged(
+                    with(
+                        network.machines[leaver].myself, incarnation: network.machines[leaver].myself.incarnation,
+                        status: .left), previous: .alive)))
         network.handle(actions, from: leaver)
         let seen = network.run(for: 5_000) { net in
             (0..<count).filter { $0 != leaver }.allSatisfy { net.status(of: leaver, at: $0) == .left }

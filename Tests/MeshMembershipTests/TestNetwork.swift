@@ -118,7 +118,8 @@ struct TestNetwork {
     mutating func enqueue(_ payload: Payload, from: Int, to: Int) {
         order += 1
         let delay = latency(from, to)
-        inFlight.append(Envelope(deliverAt: now.advanced(by: delay), order: order, from: from, to: to, payload: payload))
+        inFlight.append(
+            Envelope(deliverAt: now.advanced(by: delay), order: order, from: from, to: to, payload: payload))
     }
 
     mutating func handle(_ actions: [MembershipAction], from node: Int) {

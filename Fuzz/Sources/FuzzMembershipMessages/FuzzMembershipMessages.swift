@@ -19,7 +19,8 @@ public func fuzzTestOneInput(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt 
     func id(_ index: Int) -> MemberID { MemberID(bytes: [UInt8](repeating: UInt8(index), count: 32)) }
     func member(_ index: Int, incarnation: UInt64 = 0, status: MemberStatus = .alive) -> Member {
         Member(
-            id: id(index), replicaID: ReplicaID(UInt64(index)), address: MemberAddress(host: "10.0.0.\(index)", port: 7946),
+            id: id(index), replicaID: ReplicaID(UInt64(index)),
+            address: MemberAddress(host: "10.0.0.\(index)", port: 7946),
             incarnation: incarnation, status: status)
     }
     var configuration = MembershipConfiguration()
@@ -33,14 +34,17 @@ public func fuzzTestOneInput(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt 
     check(machine.start(now: now), machine, configuration)
 
     let updates = [
-        MemberUpdate(member: member(2)), MemberUpdate(member: member(3, incarnation: 2, status: .suspect), accuser: id(2)),
-        MemberUpdate(member: member(4, incarnation: 1, status: .dead)), MemberUpdate(member: member(1, status: .suspect)),
+        MemberUpdate(member: member(2)),
+        MemberUpdate(member: member(3, incarnation: 2, status: .suspect), accuser: id(2)),
+        MemberUpdate(member: member(4, incarnation: 1, status: .dead)),
+        MemberUpdate(member: member(1, status: .suspect)),
         MemberUpdate(member: member(5, status: .left)),
     ]
     let templates: [[UInt8]] = [
         MembershipMessage.ping(sequence: 1, target: me.id, updates: updates).encoded(),
         MembershipMessage.ack(sequence: 1, updates: updates).encoded(),
-        MembershipMessage.pingRequest(sequence: 3, target: id(3), address: member(3).address, updates: updates).encoded(),
+        MembershipMessage.pingRequest(sequence: 3, target: id(3), address: member(3).address, updates: updates)
+            .encoded(),
         MembershipMessage.nack(sequence: 1).encoded(),
         MembershipMessage.gossip(updates: updates).encoded(),
         MembershipMessage.sync(requestsReply: true, members: (2...6).map { member($0, incarnation: 1) }).encoded(),
