@@ -352,6 +352,48 @@ struct MembershipNetworkTests {
         #expect(network.views(of: everyone, agree: network.allAlive(everyone)))
     }
 
+    @Test("a minority partition of two, under 2% loss, rejoins and all views agree", arguments: [4, 5] as [UInt64])
+    func minorityPartitionRejoins(seed: UInt64) {
+        let count = 6
+        var network = joinedNetwork(count: count, seed: seed)
+        network.dropRate = 0.02
+        let minority: Set<Int> = [3, 4]
+        network.partition(minority)
+        let majority = (0..<count).filter { !minority.contains($0) }
+        let split = network.run(for: 60_000) { net in
+            majority.allSatisfy { observer in minority.allSatisfy { net.status(of: $0, at: observer) == .dead } }
+                && minority.allSatisfy { observer in majority.allSatisfy { net.status(of: $0, at: observer) == .dead } }
+        }
+        #expect(split != nil, "seed \(seed): the sides never declared each other dead")
+        // The minority kept each other alive all along.
+        #expect(network.status(of: 3, at: 4) == .alive && network.status(of: 4, at: 3) == .alive)
+        network.heal()
+        let everyone = Array(0..<count)
+        let rejoined = network.run(for: 60_000) { $0.views(of: everyone, agree: $0.allAlive(everyone)) }
+        #expect(rejoined != nil, "seed \(seed): no agreement after healing")
+        print("minority of 2 of 6 rejoins, 2% loss, seed \(seed): all views alive \(rejoined ?? 0) ms after healing")
+    }
+
+    @Test("a crashed member declared dead restarts with incarnation 0 and rejoins by refuting its death")
+    func restartedMemberRejoins() {
+        let count = 5
+        var network = joinedNetwork(count: count, seed: 41)
+        let victim = 1
+        network.crash(victim)
+        let others = (0..<count).filter { $0 != victim }
+        let dead = network.run(for: 60_000) { net in others.allSatisfy { net.status(of: victim, at: $0) == .dead } }
+        #expect(dead != nil)
+        // A fresh process: same identity, no memory, incarnation 0, knows only the seed.
+        network.machines[victim] = MembershipStateMachine(
+            me: testMember(victim), seeds: [testAddress(0)], configuration: network.configuration, seed: 77)
+        network.start(victim)
+        let everyone = Array(0..<count)
+        let rejoined = network.run(for: 30_000) { $0.views(of: everyone, agree: $0.allAlive(everyone)) }
+        #expect(rejoined != nil)
+        #expect(network.machines[victim].myself.incarnation >= 1)
+        print("restart after death: all views alive \(rejoined ?? 0) ms after the restart")
+    }
+
     @Test("a decommissioned member is gossiped as left everywhere and never comes back alive")
     func decommissionIsFinal() {
         let count = 5
