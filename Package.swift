@@ -4,7 +4,7 @@
 // Layers, lowest first (arrows only point down; see ../shared/DESIGN.md):
 //   MeshCRDT -> MeshCodec -> MeshReplication -> MeshSimulation (-> mesh-sim)
 //   CSodium -> MeshSecurity -> MeshTransport
-//   CSQLite -> MeshStorage;  MeshMembership (SWIM, sans-IO)
+//   MeshReplication (for `Instant`) -> MeshMembership (SWIM, sans-IO);  CSQLite -> MeshStorage
 //   StateMesh (MeshNode: all of the above) -> mesh (the command), mesh-crash-writer (a crash-test helper)
 import PackageDescription
 
@@ -71,6 +71,13 @@ let package = Package(
             swiftSettings: strictSettings
         ),
 
+        // MARK: Membership and failure detection (sans-IO; reuses MeshReplication's Instant)
+        .target(
+            name: "MeshMembership",
+            dependencies: ["MeshCRDT", "MeshCodec", "MeshReplication"],
+            swiftSettings: strictSettings
+        ),
+
         // MARK: Security and transport
         .systemLibrary(
             name: "CSodium",
@@ -91,13 +98,6 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
             ],
-            swiftSettings: strictSettings
-        ),
-
-        // MARK: Membership and failure detection (sans-IO; reuses MeshReplication's Instant)
-        .target(
-            name: "MeshMembership",
-            dependencies: ["MeshCRDT", "MeshCodec", "MeshReplication"],
             swiftSettings: strictSettings
         ),
 
@@ -176,6 +176,11 @@ let package = Package(
         .testTarget(
             name: "MeshSimulationTests",
             dependencies: ["MeshCRDT", "MeshReplication", "MeshSimulation"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "MeshMembershipTests",
+            dependencies: ["MeshCRDT", "MeshCodec", "MeshReplication", "MeshMembership"],
             swiftSettings: strictSettings
         ),
         .testTarget(

@@ -19,6 +19,7 @@ let fuzzers: [(name: String, products: [String], helpers: [String])] = [
     ("FuzzFrameDecoder", ["MeshSecurity"], ["SecurityFuzzFixtures"]),
     ("FuzzSchedule", ["MeshReplication", "MeshSimulation"], []),
     ("FuzzProtocolMessages", ["MeshCRDT", "MeshCodec", "MeshReplication"], []),
+    ("FuzzMembershipMessages", ["MeshCRDT", "MeshCodec", "MeshReplication", "MeshMembership"], []),
 ]
 
 /// Code shared by several fuzzers (not fuzzers themselves): name and StateMesh products.
