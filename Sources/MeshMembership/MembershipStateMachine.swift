@@ -114,6 +114,10 @@ public struct MembershipStateMachine: Sendable {
     var broadcastOrder: UInt64 = 0
     var nextSequence: UInt64 = 1
     var isStarted = false
+    /// Set by `leave`: this machine said goodbye and does nothing more.
+    var hasLeft = false
+    /// Whether this member still takes part (not decommissioned, not gone after `leave`).
+    var isActive: Bool { me.status != .left && !hasLeft }
     var nextProbeAt = Instant(milliseconds: 0)
     var nextReconnectAt = Instant(milliseconds: 0)
     var nextPushPullAt = Instant(milliseconds: 0)
@@ -167,7 +171,7 @@ public struct MembershipStateMachine: Sendable {
     /// The earliest instant at which `tick` has something to do, for the shell's timer
     /// (`nil` before `start` and after leaving).
     public var nextDeadline: Instant? {
-        guard isStarted, me.status != .left else { return nil }
+        guard isStarted, isActive else { return nil }
         var earliest = min(nextProbeAt, nextReconnectAt, nextPushPullAt)
         if let probe, !probe.isAcknowledged, !probe.indirectSent { earliest = min(earliest, probe.indirectAt) }
         for relay in relays.values { earliest = min(earliest, relay.deadline) }
@@ -184,7 +188,7 @@ public struct MembershipStateMachine: Sendable {
 
     /// Starts probing and dials the seeds.
     public mutating func start(now: Instant) -> [MembershipAction] {
-        guard !isStarted, me.status != .left else { return [] }
+        guard !isStarted, isActive else { return [] }
         isStarted = true
         nextProbeAt = now
         nextReconnectAt = now.advanced(by: configuration.reconnectIntervalMilliseconds)
@@ -196,7 +200,7 @@ public struct MembershipStateMachine: Sendable {
     /// when `peer` is new to us or not known to be alive, exchange full states (a join or a
     /// rejoin).
     public mutating func sessionEstablished(with peer: MemberID, now: Instant) -> [MembershipAction] {
-        guard peer != me.id, me.status != .left else { return [] }
+        guard peer != me.id, isActive else { return [] }
         var actions: [MembershipAction] = []
         switch entries[peer]?.member.status {
         case .alive:
@@ -218,7 +222,7 @@ public struct MembershipStateMachine: Sendable {
     /// Malformed bytes are ignored, counted in `counters.malformedMessages` and kept in
     /// `lastError`; nothing here traps on remote input.
     public mutating func receive(_ bytes: [UInt8], from peer: MemberID, now: Instant) -> [MembershipAction] {
-        guard me.status != .left else { return [] }
+        guard isActive else { return [] }
         let message: MembershipMessage
         do {
             message = try MembershipMessage.decode(
@@ -237,7 +241,7 @@ public struct MembershipStateMachine: Sendable {
                 lastError = MembershipError(.misdirectedPing, "ping from \(peer) meant for \(target)")
                 return actions
             }
-            if me.status == .left { return actions }
+            if !isActive { return actions }
             send(.ack(sequence: sequence, updates: piggyback(for: peer)), to: peer, into: &actions)
         case .ack(let sequence, let updates):
             apply(updates, from: peer, now: now, into: &actions)
@@ -256,7 +260,7 @@ public struct MembershipStateMachine: Sendable {
             tellIfNotAlive(peer, now: now, into: &actions)
         case .pingRequest(let sequence, let target, _, let updates):
             apply(updates, from: peer, now: now, into: &actions)
-            guard target != me.id, me.status != .left else { return actions }
+            guard target != me.id, isActive else { return actions }
             guard relays.count < configuration.maximumRelayedProbes else {
                 counters.refusedRelays += 1
                 lastError = MembershipError(.relayTableFull, "ping request from \(peer) for \(target) not relayed")
@@ -297,7 +301,7 @@ public struct MembershipStateMachine: Sendable {
     /// the probe round and the next one, suspicion expiry, forgetting long-dead members,
     /// reconnects and the periodic full-state exchange.
     public mutating func tick(now: Instant) -> [MembershipAction] {
-        guard isStarted, me.status != .left else { return [] }
+        guard isStarted, isActive else { return [] }
         var actions: [MembershipAction] = []
         expireRelays(now: now, into: &actions)
         if var current = probe, !current.isAcknowledged, !current.indirectSent, now >= current.indirectAt {
@@ -339,7 +343,7 @@ public struct MembershipStateMachine: Sendable {
     /// again. Decommissioning this member is `leave`.
     public mutating func decommission(_ id: MemberID, now: Instant) -> [MembershipAction] {
         guard id != me.id else { return leave(now: now) }
-        guard me.status != .left else { return [] }
+        guard isActive else { return [] }
         var actions: [MembershipAction] = []
         var record: Member
         if let entry = entries[id] {
@@ -363,9 +367,13 @@ public struct MembershipStateMachine: Sendable {
     /// Leaves the group gracefully: tells every live member, then stops (every later event
     /// is ignored).
     public mutating func leave(now: Instant) -> [MembershipAction] {
-        guard me.status != .left else { return [] }
+        guard isActive else { return [] }
+        hasLeft = true
+        // A graceful leave announces our own death at our current incarnation: peers stop probing us at
+        // once, and a restart (with a higher, persisted incarnation) rejoins. Only decommissioning
+        // (`left`) is final.
         let previous = me.status
-        me.status = .left
+        me.status = .dead
         var actions: [MembershipAction] = [.memberChanged(me, previous: previous)]
         let goodbye = MembershipMessage.gossip(updates: [MemberUpdate(member: me)]).encoded()
         for id in entries.keys.sorted() where isLive(entries[id]?.member.status) {

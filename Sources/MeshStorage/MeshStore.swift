@@ -203,14 +203,20 @@ public final class MeshStore {
     }
 
     /// Stores `bytes` as the checkpoint covering every record appended so far (`throughSequence` is
-    /// the last sequence handed out) and deletes those records, in the open batch.
+    /// the last sequence handed out) and deletes those records but the newest `retainedRecords`, in the
+    /// open batch. Retained records stay readable with `records(after:limit:)` (a change history);
+    /// recovery replays only records after `throughSequence`.
     ///
     /// Atomic with the rest of the batch: a rollback restores the previous checkpoint and the records.
-    /// - Throws: `.invalidArgument` when `bytes` is over the bound (the batch is untouched).
-    public func replaceCheckpoint(_ bytes: [UInt8]) throws(StorageError) {
+    /// - Throws: `.invalidArgument` when `bytes` is over the bound or `retainedRecords` is negative (the
+    ///   batch is untouched).
+    public func replaceCheckpoint(_ bytes: [UInt8], retainingRecords retainedRecords: Int = 0) throws(StorageError) {
         let through = lastSequence
         let what = "replacing the checkpoint through sequence \(through)"
         try check(blob: bytes.count, what)
+        guard retainedRecords >= 0 else {
+            throw StorageError(.invalidArgument, "\(what): retained records \(retainedRecords) < 0", path: databasePath)
+        }
         try mutate(what) { connection throws(StorageError) in
             try connection.run(
                 """
@@ -218,7 +224,8 @@ public final class MeshStore {
                 ON CONFLICT (id) DO UPDATE SET through_sequence = excluded.through_sequence, bytes = excluded.bytes
                 """,
                 [.integer(through), .blob(bytes)], doing: what)
-            try connection.run("DELETE FROM records WHERE sequence <= ?", [.integer(through)], doing: what)
+            try connection.run(
+                "DELETE FROM records WHERE sequence <= ?", [.integer(through - Int64(retainedRecords))], doing: what)
         }
         pendingCheckpoints += 1
     }

@@ -31,6 +31,9 @@ public struct MeshNodeConfiguration: Sendable {
     public var membership: MembershipConfiguration
     /// Journaled records after which the whole state is checkpointed and the journal truncated (default 10,000).
     public var checkpointRecordCount: Int
+    /// Deliveries kept in storage as change history, so a subscriber resuming from an older position gets
+    /// each missed change rather than a resynchronization (default 100,000).
+    public var changeHistoryRecords: Int
     /// Events a change subscriber may have queued before it is ended with `.subscriberTooSlow` (default 65,536).
     public var maximumSubscriberBacklog: Int
     /// Change subscribers per node (default 1,024).
@@ -53,6 +56,7 @@ public struct MeshNodeConfiguration: Sendable {
         self.replication = .default
         self.membership = MembershipConfiguration()
         self.checkpointRecordCount = 10_000
+        self.changeHistoryRecords = 100_000
         self.maximumSubscriberBacklog = 65_536
         self.maximumSubscribers = 1_024
         self.maximumOutboundMessagesPerPeer = 8_192
@@ -78,7 +82,7 @@ public struct MeshNodeConfiguration: Sendable {
         if case .batched(let interval) = durability, interval < 1 || interval > 10_000 {
             throw MeshError(.invalidConfiguration, "durability: batched interval \(interval) ms is not in 1...10000")
         }
-        guard checkpointRecordCount >= 1, maximumSubscriberBacklog >= 1, maximumSubscribers >= 1,
+        guard checkpointRecordCount >= 1, changeHistoryRecords >= 0, maximumSubscriberBacklog >= 1, maximumSubscribers >= 1,
             maximumOutboundMessagesPerPeer >= 1
         else {
             throw MeshError(.invalidConfiguration, "checkpoint, subscriber and outbound bounds must be at least 1")

@@ -573,7 +573,10 @@ public actor MeshNode: Service {
             }
             if delivery.record == nil || journaledSinceCheckpoint >= configuration.checkpointRecordCount {
                 // A snapshot carries no record to journal, and the journal is bounded: checkpoint.
-                try persist { try $0.replaceCheckpoint(machine.persisted.encoded()) }
+                try persist {
+                    try $0.replaceCheckpoint(
+                        machine.persisted.encoded(), retainingRecords: configuration.changeHistoryRecords)
+                }
                 journaledSinceCheckpoint = 0
                 metrics.checkpoints.increment()
             }

@@ -101,28 +101,49 @@ extension MeshNode {
         }
     }
 
-    /// The events a consumer at `start` missed, in an order it can resume from at any event.
+    /// The events a consumer at `start` missed, in delivery order, each with a position it can resume from.
+    ///
+    /// They come from the change history (the journal in storage, which keeps the newest
+    /// `changeHistoryRecords` deliveries); a domain whose history no longer reaches back to `start`
+    /// (or that took a snapshot since) is resynchronized: each matching object once, with its value now.
     private func catchUp(_ machine: ReplicaStateMachine, pattern: AddressPattern, from start: ChangePosition)
         -> [ChangeEvent]
     {
         var events: [ChangeEvent] = []
         var position = start
+        let journal = history()
         for domain in machine.domainNames where pattern.matches(domain: domain) {
             guard let vector = machine.vector(of: domain) else { continue }
             let seen = start.vectors[domain] ?? VersionVector()
-            var perOrigin: [(ReplicaID, [DeltaRecord])] = []
-            var compacted = false
-            for entry in vector.entries where entry.counter > seen[entry.replica] {
-                guard
-                    let records = machine.loggedRecords(
-                        in: domain, of: entry.replica, after: seen[entry.replica], upTo: entry.counter)
-                else {
-                    compacted = true
+            guard vector.excess(over: seen) > 0 else { continue }
+            var covered = seen
+            var missed: [DeltaRecord] = []
+            var complete = journal != nil
+            for (name, record) in journal ?? [] where name == domain && record.lastSequence > covered[record.origin] {
+                guard record.firstSequence <= covered[record.origin] + 1 else {
+                    complete = false  // the history starts after what the consumer saw
                     break
                 }
-                perOrigin.append((entry.replica, records))
+                covered[record.origin] = record.lastSequence
+                missed.append(record)
             }
-            if compacted {
+            complete = complete && vector.excess(over: covered) == 0
+            if complete {
+                var current = seen
+                for record in missed {
+                    current[record.origin] = record.lastSequence
+                    position.vectors[domain] = current
+                    for update in record.updates {
+                        guard let address = try? MeshAddress(domain: domain, path: update.key), pattern.matches(address)
+                        else { continue }
+                        events.append(
+                            ChangeEvent(
+                                address: address, value: machine.value(of: update.key, in: domain),
+                                origin: record.origin, kind: record.origin == machine.replicaID ? .local : .remote,
+                                position: position))
+                    }
+                }
+            } else {
                 position.vectors[domain] = vector
                 let latest = vector.entries.max { $0.counter < $1.counter }?.replica ?? machine.replicaID
                 for key in (machine.objects(in: domain)?.keys).map({ $0.sorted() }) ?? [] {
@@ -134,25 +155,32 @@ extension MeshNode {
                             address: address, value: machine.value(of: key, in: domain), origin: latest,
                             kind: .resynchronized, position: position))
                 }
-                continue
-            }
-            var current = seen
-            for (origin, records) in perOrigin {
-                for record in records {
-                    current[origin] = max(current[origin], record.lastSequence)
-                    position.vectors[domain] = current
-                    for update in record.updates {
-                        guard let address = try? MeshAddress(domain: domain, path: update.key), pattern.matches(address)
-                        else { continue }
-                        events.append(
-                            ChangeEvent(
-                                address: address, value: machine.value(of: update.key, in: domain), origin: origin,
-                                kind: origin == machine.replicaID ? .local : .remote, position: position))
-                    }
-                }
             }
             position.vectors[domain] = vector
         }
         return events
+    }
+
+    /// The change history (journaled deliveries, oldest first), or `nil` when storage cannot be read.
+    private func history() -> [(domain: String, record: DeltaRecord)]? {
+        guard let store, storageFailure == nil else { return nil }
+        var limits = configuration.replication.codecLimits
+        limits.maximumInputBytes = Int.max
+        var result: [(domain: String, record: DeltaRecord)] = []
+        var after: Int64 = 0
+        do {
+            while true {
+                let page = try store.records(after: after, limit: 4_096)
+                guard let last = page.last else { break }
+                for stored in page {
+                    result.append((stored.domain, try DeltaRecord.decoded(stored.bytes, limits: limits)))
+                }
+                after = last.sequence
+            }
+        } catch {
+            logger.error("reading the change history failed: \(error)")
+            return nil
+        }
+        return result
     }
 }

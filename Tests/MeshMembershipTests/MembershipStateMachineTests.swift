@@ -420,7 +420,7 @@ struct MembershipNetworkTests {
         #expect(rest.allSatisfy { observer in rest.allSatisfy { network.status(of: $0, at: observer) == .alive } })
     }
 
-    @Test("a member that leaves gracefully is seen as left by all within a probe interval, not as dead")
+    @Test("a member that leaves gracefully is seen as dead by all within a probe interval, without suspicion")
     func gracefulLeave() {
         let count = 5
         var network = joinedNetwork(count: count, seed: 31)
@@ -431,15 +431,15 @@ struct MembershipNetworkTests {
                 .memberChanged(
                     with(
                         network.machines[leaver].myself, incarnation: network.machines[leaver].myself.incarnation,
-                        status: .left), previous: .alive)))
+                        status: .dead), previous: .alive)))
         network.handle(actions, from: leaver)
         let seen = network.run(for: 5_000) { net in
-            (0..<count).filter { $0 != leaver }.allSatisfy { net.status(of: leaver, at: $0) == .left }
+            (0..<count).filter { $0 != leaver }.allSatisfy { net.status(of: leaver, at: $0) == .dead }
         }
         #expect(seen != nil)
         #expect((seen ?? .max) <= network.configuration.probeIntervalMilliseconds)
         #expect(network.machines[leaver].tick(now: network.now.advanced(by: 10_000)).isEmpty)
         network.run(for: 20_000)
-        #expect(!network.changes.contains { $0.member.id == testMemberID(leaver) && $0.member.status == .dead })
+        #expect(!network.changes.contains { $0.member.id == testMemberID(leaver) && $0.member.status == .suspect })
     }
 }

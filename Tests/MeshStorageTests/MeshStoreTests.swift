@@ -105,6 +105,20 @@ struct MeshStoreTests {
         }
     }
 
+    @Test("replaceCheckpoint can retain the newest records as history; a negative count is refused")
+    func checkpointRetainsHistory() throws {
+        try withTemporaryDirectory { directory in
+            let store = try MeshStore(directory: directory)
+            for index in 0..<10 { _ = try store.appendRecord(domain: "d", bytes: [UInt8(index)]) }
+            try store.replaceCheckpoint([7], retainingRecords: 3)
+            try store.commit()
+            #expect(try store.checkpoint()?.throughSequence == 10)
+            #expect(try allRecords(store).map(\.sequence) == [8, 9, 10])
+            #expect(throws: StorageError.self) { try store.replaceCheckpoint([8], retainingRecords: -1) }
+            #expect(try store.checkpoint()?.bytes == [7])
+        }
+    }
+
     @Test("statistics count committed batches, records, bytes, checkpoints and rollbacks")
     func statisticsCount() throws {
         try withTemporaryDirectory { directory in

@@ -126,29 +126,22 @@ func collect(
     _ stream: AsyncThrowingStream<ChangeEvent, any Error>, timeout: Duration = .seconds(20),
     until enough: @escaping @Sendable ([ChangeEvent]) -> Bool
 ) async throws -> [ChangeEvent] {
-    try await withThrowingTaskGroup(of: [ChangeEvent]?.self) { group in
+    final class Received: Sendable { let events = Mutex<[ChangeEvent]>([]) }
+    let received = Received()
+    try await withThrowingTaskGroup(of: Void.self) { group in
         group.addTask {
-            var events: [ChangeEvent] = []
             for try await event in stream {
-                events.append(event)
-                if enough(events) { break }
+                let done = received.events.withLock { events in
+                    events.append(event)
+                    return enough(events)
+                }
+                if done { break }
             }
-            return events
         }
-        group.addTask {
-            try await Task.sleep(for: timeout)
-            return nil
-        }
-        var result: [ChangeEvent] = []
-        for try await value in group {
-            if let value {
-                result = value
-                break
-            }
-            // Timed out: the reader is cancelled; report nothing more than what the caller can check.
-            break
-        }
+        group.addTask { try await Task.sleep(for: timeout) }
+        // Whichever finishes first ends the collection.
+        _ = try await group.next()
         group.cancelAll()
-        return result
     }
+    return received.events.withLock { $0 }
 }
