@@ -65,6 +65,8 @@ public actor MeshNode: Service {
     var nextSubscriberID: UInt64 = 1
     /// Peers whose traffic is dropped at this node (fault injection for tests of partitions).
     var blockedPeers = Set<NodeID>()
+    /// Whether all peer traffic is dropped (`goOffline()`).
+    var isOffline = false
 
     var runningWaiters: [CheckedContinuation<Void, any Error>] = []
     var stopSignal: AsyncStream<Void>.Continuation?
@@ -377,7 +379,7 @@ public actor MeshNode: Service {
     private func refreshSessions(now time: Instant) {
         let connected = transport.connectedPeers
         var current: [MemberID: NodeID] = [:]
-        for peer in connected where !blockedPeers.contains(peer) { current[MemberID(bytes: peer.bytes)] = peer }
+        for peer in connected where !isOffline && !blockedPeers.contains(peer) { current[MemberID(bytes: peer.bytes)] = peer }
         for (member, peer) in current where sessions[member] == nil {
             sessions[member] = peer
             if var machine = membership {
@@ -395,7 +397,9 @@ public actor MeshNode: Service {
     // MARK: Inbound
 
     private func handleInbound(_ message: InboundMessage) {
-        guard phase == .running, !blockedPeers.contains(message.peer), let kind = message.bytes.first else { return }
+        guard phase == .running, !isOffline, !blockedPeers.contains(message.peer), let kind = message.bytes.first else {
+            return
+        }
         let member = MemberID(bytes: message.peer.bytes)
         if sessions[member] == nil { sessions[member] = message.peer }
         let body = Array(message.bytes.dropFirst())
@@ -520,6 +524,7 @@ public actor MeshNode: Service {
     }
 
     private func enqueue(_ kind: UInt8, _ body: [UInt8], to node: NodeID) {
+        guard !isOffline, !blockedPeers.contains(node) else { return }
         var framed = [UInt8]()
         framed.reserveCapacity(body.count + 1)
         framed.append(kind)
@@ -730,6 +735,25 @@ public actor MeshNode: Service {
 
     /// The membership as this node sees it, including itself.
     public var members: [Member] { membership?.members ?? [] }
+
+    // MARK: Offline mode
+
+    /// Stops exchanging messages with every peer until `goOnline()`: writes and reads go on locally,
+    /// as on a laptop with no network. Peers will suspect and then declare this node dead; when it
+    /// comes back it refutes and catches up (and they catch up with what it wrote meanwhile).
+    public func goOffline() {
+        isOffline = true
+        for continuation in outboxes.values { continuation.finish() }
+        outboxes = [:]
+    }
+
+    /// Resumes exchanging messages after `goOffline()`.
+    public func goOnline() {
+        isOffline = false
+    }
+
+    /// Whether `goOffline()` is in force.
+    public var isOfflineMode: Bool { isOffline }
 
     // MARK: Fault injection
 
