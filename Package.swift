@@ -115,13 +115,22 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        // The `mesh node` configuration file (JSON + STATEMESH_* environment overrides); used by `mesh`.
+        .target(
+            name: "MeshConfigFile",
+            dependencies: [
+                "StateMesh", "MeshSecurity", "MeshReplication", "MeshMembership", "MeshStorage",
+                .product(name: "Configuration", package: "swift-configuration"),
+                .product(name: "SystemPackage", package: "swift-system"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
         .executableTarget(
             name: "mesh",
             dependencies: [
-                "StateMesh", "MeshSecurity", "MeshReplication", "MeshMembership", "MeshStorage",
+                "StateMesh", "MeshConfigFile", "MeshSecurity", "MeshReplication", "MeshMembership", "MeshStorage",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "Configuration", package: "swift-configuration"),
-                .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -210,6 +219,7 @@ let package = Package(
             name: "StateMeshTests",
             dependencies: [
                 "StateMesh", "MeshCRDT", "MeshReplication", "MeshSecurity", "MeshStorage", "MeshMembership",
+                "MeshConfigFile",
             ],
             swiftSettings: strictSettings
         ),

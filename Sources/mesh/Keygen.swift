@@ -1,3 +1,4 @@
+import MeshConfigFile
 import ArgumentParser
 import Foundation
 import MeshSecurity

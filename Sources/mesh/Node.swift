@@ -1,3 +1,4 @@
+import MeshConfigFile
 import ArgumentParser
 import Logging
 import ServiceLifecycle

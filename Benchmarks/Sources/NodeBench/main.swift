@@ -96,9 +96,10 @@ while ContinuousClock.now < meetDeadline {
 
 // Writes: counters 40%, set add/remove 30%, map fields 30%, over `keys` keys, spread round-robin.
 let started = ContinuousClock.now
+let writingNodes = nodes
 try await withThrowingTaskGroup(of: Void.self) { group in
     let perWriter = options.writes / (options.writers * options.nodes)
-    for (nodeIndex, node) in nodes.enumerated() {
+    for (nodeIndex, node) in writingNodes.enumerated() {
         for writer in 0..<options.writers {
             group.addTask {
                 var random = SystemRandomNumberGenerator()
@@ -127,7 +128,7 @@ let lastWrite = ContinuousClock.now
 let written = (options.writes / (options.writers * options.nodes)) * options.writers * options.nodes
 
 // Convergence: identical vectors everywhere, then identical objects.
-func identical() async -> Bool {
+func identical(_ nodes: [MeshNode]) async -> Bool {
     var reference: [String: UInt64]?
     for node in nodes {
         let vector = await node.status().domains.first?.vector ?? [:]
@@ -148,7 +149,7 @@ func identical() async -> Bool {
 var converged = false
 let convergeDeadline = ContinuousClock.now.advanced(by: .seconds(300))
 while ContinuousClock.now < convergeDeadline {
-    if await identical() {
+    if await identical(nodes) {
         converged = true
         break
     }

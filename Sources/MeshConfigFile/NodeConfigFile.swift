@@ -9,29 +9,34 @@ import StateMesh
 import SystemPackage
 
 /// A configuration problem: which file, which key, and what is wrong with it.
-struct ConfigurationError: Error, CustomStringConvertible {
-    let file: String
-    let key: String
-    let reason: String
+public struct ConfigurationError: Error, CustomStringConvertible {
+    /// The configuration file.
+    public let file: String
+    /// The key (or environment variable) at fault; `-` for the whole file.
+    public let key: String
+    /// What is wrong.
+    public let reason: String
 
-    var description: String { "\(file): \(key): \(reason)" }
+    public var description: String { "\(file): \(key): \(reason)" }
 }
 
 /// The `mesh node` configuration file: JSON, every key documented in the README, each overridable by
 /// the environment variable `STATEMESH_` + the key in upper case with `.` as `_`
 /// (e.g. `listen.port` ← `STATEMESH_LISTEN_PORT`; arrays are comma-separated).
-struct NodeConfigFile {
-    enum Kind: String { case string, integer, strings = "list of strings" }
+public struct NodeConfigFile: Sendable {
+    /// The type of an option.
+    public enum Kind: String, Sendable { case string, integer, strings = "list of strings" }
 
-    struct Option {
-        let key: String
-        let kind: Kind
-        let required: Bool
-        let summary: String
+    /// One documented option.
+    public struct Option: Sendable {
+        public let key: String
+        public let kind: Kind
+        public let required: Bool
+        public let summary: String
     }
 
     /// Every option, in README order.
-    static let options: [Option] = [
+    public static let options: [Option] = [
         Option(key: "identity_file", kind: .string, required: true, summary: "identity key file from `mesh keygen` (mode 0600)"),
         Option(key: "cluster.key_file", kind: .string, required: true, summary: "32-byte cluster pre-shared key file (mode 0600)"),
         Option(key: "cluster.epoch", kind: .integer, required: false, summary: "epoch of that cluster key (default 1)"),
@@ -59,17 +64,18 @@ struct NodeConfigFile {
         Option(key: "log.level", kind: .string, required: false, summary: "trace, debug, info (default), notice, warning, error, critical"),
     ]
 
-    let file: String
+    /// The file read.
+    public let file: String
     let values: [String: ConfigValue]
 
-    enum ConfigValue {
+    enum ConfigValue: Sendable {
         case string(String)
         case integer(Int)
         case strings([String])
     }
 
     /// Reads `file` and the environment; reports the first problem with its file, key and reason.
-    static func load(file: String, environment: [String: String] = ProcessInfo.processInfo.environment) async throws
+    public static func load(file: String, environment: [String: String] = ProcessInfo.processInfo.environment) async throws
         -> NodeConfigFile
     {
         guard FileManager.default.fileExists(atPath: file) else {
@@ -119,7 +125,8 @@ struct NodeConfigFile {
         return NodeConfigFile(file: file, values: values)
     }
 
-    static func environmentName(_ key: String) -> String {
+    /// The environment variable that overrides `key`.
+    public static func environmentName(_ key: String) -> String {
         "STATEMESH_" + key.uppercased().replacingOccurrences(of: ".", with: "_")
     }
 
@@ -160,17 +167,18 @@ struct NodeConfigFile {
     var listenPort: Int { integer("listen.port") ?? 7400 }
 
     /// The status endpoint, or `nil` when disabled.
-    func statusEndpoint() throws -> MemberAddress? {
+    public func statusEndpoint() throws -> MemberAddress? {
         let port = integer("status.port") ?? (listenPort == 0 ? 0 : listenPort + 1)
         if port == -1 { return nil }
         guard (0...65_535).contains(port) else { throw problem("status.port", "\(port) is not a port (0...65535, or -1)") }
         return MemberAddress(host: string("status.host") ?? "127.0.0.1", port: port)
     }
 
-    var logLevel: Logger.Level { string("log.level").flatMap(Logger.Level.init(rawValue:)) ?? .info }
+    /// The configured log level (default info).
+    public var logLevel: Logger.Level { string("log.level").flatMap(Logger.Level.init(rawValue:)) ?? .info }
 
     /// The node configuration, with every value checked; nothing is started.
-    func nodeConfiguration() throws -> MeshNodeConfiguration {
+    public func nodeConfiguration() throws -> MeshNodeConfiguration {
         let identityPath = resolve(string("identity_file")!)
         let identity: NodeIdentity
         do {
@@ -306,5 +314,6 @@ struct NodeConfigFile {
 }
 
 extension Array where Element == UInt8 {
-    var hex: String { map { String($0, radix: 16).count == 1 ? "0" + String($0, radix: 16) : String($0, radix: 16) }.joined() }
+    /// Lower-case hex digits.
+    public var hex: String { map { String($0, radix: 16).count == 1 ? "0" + String($0, radix: 16) : String($0, radix: 16) }.joined() }
 }
