@@ -292,9 +292,8 @@ public actor MeshNode: Service {
     private func stop() async {
         guard phase == .running || phase == .starting else { return }
         phase = .stopping
-        if var machine = membership {
-            let goodbye = machine.leave(now: now())
-            membership = machine
+        if membership != nil {
+            let goodbye = membership!.leave(now: now())
             handle(goodbye)
         }
         // Let the goodbye and queued gossip leave before the sessions close.
@@ -358,14 +357,12 @@ public actor MeshNode: Service {
         guard phase == .running else { return }
         let time = now()
         refreshSessions(now: time)
-        if var machine = membership {
-            let actions = machine.tick(now: time)
-            membership = machine
+        if membership != nil {
+            let actions = membership!.tick(now: time)
             handle(actions)
         }
-        if var machine = replica {
-            let actions = machine.tick(now: time)
-            replica = machine
+        if replica != nil {
+            let actions = replica!.tick(now: time)
             handle(actions)
         }
         expireWaiters(now: ContinuousClock.now)
@@ -382,9 +379,8 @@ public actor MeshNode: Service {
         for peer in connected where !isOffline && !blockedPeers.contains(peer) { current[MemberID(bytes: peer.bytes)] = peer }
         for (member, peer) in current where sessions[member] == nil {
             sessions[member] = peer
-            if var machine = membership {
-                let actions = machine.sessionEstablished(with: member, now: time)
-                membership = machine
+            if membership != nil {
+                let actions = membership!.sessionEstablished(with: member, now: time)
                 handle(actions)
             }
         }
@@ -406,9 +402,8 @@ public actor MeshNode: Service {
         metrics.received(bytes: message.bytes.count)
         switch kind {
         case Envelope.membership:
-            guard var machine = membership else { return }
-            let actions = machine.receive(body, from: member, now: now())
-            membership = machine
+            guard membership != nil else { return }
+            let actions = membership!.receive(body, from: member, now: now())
             handle(actions)
         case Envelope.replication:
             guard let origin = replicaOfMember[member] else {
@@ -416,9 +411,8 @@ public actor MeshNode: Service {
                 metrics.droppedUnknownSender.increment()
                 return
             }
-            guard var machine = replica else { return }
-            let actions = machine.receive(body, from: origin, now: now())
-            replica = machine
+            guard replica != nil else { return }
+            let actions = replica!.receive(body, from: origin, now: now())
             handle(actions)
         default:
             logger.warning("unknown envelope kind \(kind) from \(message.peer)")
@@ -492,28 +486,24 @@ public actor MeshNode: Service {
         if let old = replicaOfMember[member.id], old != member.replicaID {
             // The peer's data directory was wiped: its old replica is gone for good.
             memberOfReplica[old] = nil
-            if var machine = replica {
-                let actions = machine.peerLeft(old)
-                replica = machine
+            if replica != nil {
+                let actions = replica!.peerLeft(old)
                 handle(actions)
             }
         }
         replicaOfMember[member.id] = member.replicaID
         memberOfReplica[member.replicaID] = member.id
-        if var machine = replica {
+        if replica != nil {
             switch member.status {
             case .alive, .suspect:
-                machine.peerJoined(member.replicaID)
-                replica = machine
+                replica!.peerJoined(member.replicaID)
             case .dead:
                 // It may come back: it keeps holding back stability (the log keeps what it lacks).
-                let actions = machine.peerUnreachable(member.replicaID)
-                replica = machine
+                let actions = replica!.peerUnreachable(member.replicaID)
                 handle(actions)
             case .left:
                 // Decommissioned for good: it no longer holds back stability.
-                let actions = machine.peerLeft(member.replicaID)
-                replica = machine
+                let actions = replica!.peerLeft(member.replicaID)
                 handle(actions)
             }
         }
@@ -653,18 +643,18 @@ public actor MeshNode: Service {
     public func write(
         _ operation: WriteOperation, at address: MeshAddress, options: WriteOptions = .local
     ) async throws -> WriteID {
-        guard phase == .running, var machine = replica else { throw MeshError(.notRunning, "the node is not running") }
+        guard phase == .running, replica != nil else { throw MeshError(.notRunning, "the node is not running") }
         if let storageFailure {
             throw MeshError(.storageFailed, "storage failed earlier: \(storageFailure)", cause: storageFailure)
         }
         let outcome: WriteOutcome
         do {
-            outcome = try machine.write(
+            // In place: a copy of the state machine would copy-on-write all of its state per write.
+            outcome = try replica!.write(
                 operation, to: address.path, in: address.domain, concern: options.concern, now: now())
         } catch {
             throw MeshError(error)
         }
-        replica = machine
         metrics.writes.increment()
         traffic.localWrites += 1
         traffic.localDeltaBytes += UInt64(outcome.deltaByteCount)
@@ -690,16 +680,15 @@ public actor MeshNode: Service {
     ///
     /// - Throws: `MeshError(.readTimeout)` when fewer replicas answered in time, `.unknownDomain`, `.notRunning`.
     public func read(_ address: MeshAddress, options: ReadOptions = .local) async throws -> ObjectValue? {
-        guard phase == .running, var machine = replica else { throw MeshError(.notRunning, "the node is not running") }
+        guard phase == .running, replica != nil else { throw MeshError(.notRunning, "the node is not running") }
         let id = nextReadID
         nextReadID += 1
         let actions: [ReplicationAction]
         do {
-            actions = try machine.read(address.path, in: address.domain, replicas: options.replicas, id: id, now: now())
+            actions = try replica!.read(address.path, in: address.domain, replicas: options.replicas, id: id, now: now())
         } catch {
             throw MeshError(error)
         }
-        replica = machine
         let waiter = Waiter<ReadResult>(deadline: ContinuousClock.now.advanced(by: options.timeout))
         readWaiters[id] = waiter
         handle(actions)
@@ -727,9 +716,8 @@ public actor MeshNode: Service {
     /// Removes a node from the mesh for good: it no longer holds back stability, and it cannot rejoin
     /// with this identity's current incarnation.
     public func decommission(_ peer: NodeID) throws(MeshError) {
-        guard phase == .running, var machine = membership else { throw MeshError(.notRunning, "the node is not running") }
-        let actions = machine.decommission(MemberID(bytes: peer.bytes), now: now())
-        membership = machine
+        guard phase == .running, membership != nil else { throw MeshError(.notRunning, "the node is not running") }
+        let actions = membership!.decommission(MemberID(bytes: peer.bytes), now: now())
         handle(actions)
     }
 
