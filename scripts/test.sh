@@ -27,6 +27,13 @@ grep -Eq "Test run with [0-9]+ tests? .*passed|tests? passed" .build/test-output
     exit 1
 }
 
+step "mesh demo (must end with its success line)"
+.build/debug/mesh demo 2>&1 | tee .build/demo-output.txt
+grep -Eq "^All [0-9]+ nodes converged to identical state" .build/demo-output.txt || {
+    echo "test.sh: mesh demo did not report convergence" >&2
+    exit 1
+}
+
 smoke=${FUZZ_SMOKE_SECONDS:-30}
 if [ "$smoke" != "0" ]; then
     step "fuzz: replay Fuzz/FailCases"

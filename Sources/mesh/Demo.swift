@@ -110,6 +110,10 @@ struct Demo: AsyncParsableCommand {
         await meshNodes[isolated].block(Set(majority.map { meshNodes[$0].nodeID }))
         for index in majority { await meshNodes[index].block([isolatedID]) }
         try await writePhase(meshNodes, names: names, indices: all, phase: "partitioned")
+        // Concurrently: the cut-off node removes A's first entry while A adds it back.
+        try await meshNodes[isolated].set("fabric://default/fleet/online").remove("A-first")
+        try await meshNodes[0].set("fabric://default/fleet/online").insert("A-first")
+        step("conflict", "\(names[isolated]) removes A-first while A adds it back; both set fleet/status mode")
         try await meshNodes[isolated].map("fabric://default/fleet/status").set("mode", to: "offline-edits")
         try await meshNodes[0].map("fabric://default/fleet/status").set("mode", to: "online")
         let inside = try await meshNodes[0].counter("fabric://default/fleet/requests").value()
@@ -141,10 +145,13 @@ struct Demo: AsyncParsableCommand {
 
             What every node now holds:
               fleet/requests = \(requests) (the sum of all \(nodes * 2 * writes) increments on both sides: \(expected))
-              fleet/online   = \(online.sorted().joined(separator: ", ")) (adds and removes merged; an add wins over a concurrent remove)
+              fleet/online   = \(online.sorted().joined(separator: ", "))
+                               (every remove applied to what its node had seen; A-first survives because
+                               A's add was concurrent with \(names[isolated])'s remove: an add wins)
               fleet/status   mode = \(mode) (two concurrent writes to one field: the later hybrid-clock timestamp wins, everywhere)
             """)
         guard requests == expected else { throw failure("the counter is \(requests), expected \(expected)") }
+        guard online.contains("A-first") else { throw failure("the concurrent add of A-first was lost") }
 
         var bytes: UInt64 = 0
         var deltaBytes: UInt64 = 0
