@@ -20,6 +20,7 @@ let fuzzers: [(name: String, products: [String], helpers: [String])] = [
     ("FuzzSchedule", ["MeshReplication", "MeshSimulation"], []),
     ("FuzzProtocolMessages", ["MeshCRDT", "MeshCodec", "MeshReplication"], []),
     ("FuzzMembershipMessages", ["MeshCRDT", "MeshCodec", "MeshReplication", "MeshMembership"], []),
+    ("FuzzCheckpoint", ["MeshCodec", "MeshReplication"], []),
 ]
 
 /// Code shared by several fuzzers (not fuzzers themselves): name and StateMesh products.
