@@ -118,6 +118,10 @@ public struct MembershipStateMachine: Sendable {
     var nextReconnectAt = Instant(milliseconds: 0)
     var nextPushPullAt = Instant(milliseconds: 0)
     var reconnectCursor = 0
+    /// Peers whose session came up while they were unknown to us (a seed, a joiner), until
+    /// they appear live in the table: the join sync is repeated each reconnect round, as a
+    /// lost first exchange would otherwise leave us alone behind an open session.
+    var pendingJoins: [MemberID] = []
     /// Lifeguard's local health multiplier: 0 is healthy; timeouts scale by `localHealth + 1`.
     public private(set) var localHealth = 0
     /// What was done and refused so far.
@@ -207,7 +211,16 @@ public struct MembershipStateMachine: Sendable {
             if let entry = entries[peer] {
                 send(.gossip(updates: [MemberUpdate(member: entry.member)]), to: peer, into: &actions)
             }
-        case .suspect, .dead, nil:
+        case nil:
+            if !pendingJoins.contains(peer) {
+                // At most half the reconnect budget, so re-dialling the dead is never starved.
+                if pendingJoins.count >= max(configuration.maximumReconnectsPerRound / 2, 1) {
+                    pendingJoins.removeFirst()
+                }
+                pendingJoins.append(peer)
+            }
+            sendState(to: peer, requestsReply: true, into: &actions)
+        case .suspect, .dead:
             sendState(to: peer, requestsReply: true, into: &actions)
         }
         return actions
@@ -602,10 +615,16 @@ public struct MembershipStateMachine: Sendable {
         }
     }
 
-    /// Re-dials seed addresses no live member answers at, and dead members (round-robin),
-    /// sending each dead member our full state so it can refute its death (issue #222).
+    /// Repeats unanswered join syncs, re-dials seed addresses no live member answers at, and
+    /// dead members (round-robin), sending each dead member our full state so it can refute
+    /// its death (issue #222).
     mutating func reconnect(into actions: inout [MembershipAction]) {
         var budget = configuration.maximumReconnectsPerRound
+        pendingJoins.removeAll { entries[$0] != nil }
+        for peer in pendingJoins {
+            sendState(to: peer, requestsReply: true, into: &actions)
+            budget -= 1
+        }
         let liveAddresses = Set(entries.values.filter { isLive($0.member.status) }.map(\.member.address))
         for seed in seeds where budget > 0 && !liveAddresses.contains(seed) {
             actions.append(.connect(seed, expected: nil))

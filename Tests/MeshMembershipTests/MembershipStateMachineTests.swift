@@ -231,7 +231,9 @@ struct MembershipNetworkTests {
         return network
     }
 
-    @Test("members that know only a seed address converge to the full member list", arguments: [1, 2, 3] as [UInt64])
+    @Test(
+        "members that know only a seed address converge to the full member list",
+        arguments: [1, 2, 3, 23, 26] as [UInt64])
     func joinViaSeed(seed: UInt64) {
         var network = TestNetwork(count: 12, configuration: testConfiguration(), seed: seed) {
             $0 == 0 ? [] : [testAddress(0)]
@@ -352,7 +354,7 @@ struct MembershipNetworkTests {
         #expect(network.views(of: everyone, agree: network.allAlive(everyone)))
     }
 
-    @Test("a minority partition of two, under 2% loss, rejoins and all views agree", arguments: [4, 5] as [UInt64])
+    @Test("a minority partition of two, under 2% loss, rejoins and all views agree", arguments: [4, 5, 6] as [UInt64])
     func minorityPartitionRejoins(seed: UInt64) {
         let count = 6
         var network = joinedNetwork(count: count, seed: seed)
@@ -365,8 +367,12 @@ struct MembershipNetworkTests {
                 && minority.allSatisfy { observer in majority.allSatisfy { net.status(of: $0, at: observer) == .dead } }
         }
         #expect(split != nil, "seed \(seed): the sides never declared each other dead")
-        // The minority kept each other alive all along.
-        #expect(network.status(of: 3, at: 4) == .alive && network.status(of: 4, at: 3) == .alive)
+        // The minority never declared each other dead (a lost probe may make them suspect).
+        #expect(
+            !network.changes.contains {
+                minority.contains($0.observer) && minority.contains(Int($0.member.id.bytes[0]) - 1)
+                    && $0.member.status == .dead
+            })
         network.heal()
         let everyone = Array(0..<count)
         let rejoined = network.run(for: 60_000) { $0.views(of: everyone, agree: $0.allAlive(everyone)) }
