@@ -267,7 +267,7 @@ public struct MembershipStateMachine: Sendable {
                     to: relay.requester, into: &actions)
             }
             tellIfNotAlive(peer, now: now, into: &actions)
-        case .pingRequest(let sequence, let target, _, let updates):
+        case .pingRequest(let sequence, let target, let address, let updates):
             apply(updates, from: peer, now: now, into: &actions)
             guard target != me.id, me.status != .left else { return actions }
             guard relays.count < configuration.maximumRelayedProbes else {
@@ -282,6 +282,8 @@ public struct MembershipStateMachine: Sendable {
             let wait = (configuration.probeIntervalMilliseconds - configuration.probeTimeoutMilliseconds) / 2
             relays[mine] = Relay(
                 requester: peer, requesterSequence: sequence, target: target, deadline: now.advanced(by: wait))
+            // A target we do not hold live may have no session here: dial it at the address given.
+            if !isLive(entries[target]?.member.status) { actions.append(.connect(address, expected: target)) }
             send(.ping(sequence: mine, target: target, updates: piggyback(for: target)), to: target, into: &actions)
         case .nack(let sequence):
             if var current = probe, current.sequence == sequence, current.relays.contains(peer),

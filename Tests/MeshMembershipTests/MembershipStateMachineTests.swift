@@ -89,6 +89,41 @@ struct MembershipUnitTests {
         #expect(machine.counters.misdirectedPings == 1)
     }
 
+    @Test("a relay pings the target for the requester, relays its ack, and nacks in time when none comes")
+    func relayAndNack() throws {
+        var machine = MembershipStateMachine(me: testMember(0), seeds: [], configuration: testConfiguration(), seed: 1)
+        _ = machine.start(now: now)
+        let requester = testMemberID(1)
+        let target = testMember(2)  // unknown here: the relay must dial it
+        func request(_ sequence: UInt64) -> [UInt8] {
+            MembershipMessage.pingRequest(sequence: sequence, target: target.id, address: target.address, updates: [])
+                .encoded()
+        }
+        let first = machine.receive(request(40), from: requester, now: now)
+        #expect(first.first == .connect(target.address, expected: target.id))
+        guard case .ping(let relayed, target.id, _)? = messages(in: first, to: target.id).first else {
+            Issue.record("no ping to the target: \(first)")
+            return
+        }
+        let ack = MembershipMessage.ack(sequence: relayed, updates: []).encoded()
+        let forwarded = messages(in: machine.receive(ack, from: target.id, now: now), to: requester)
+        #expect(forwarded.contains { if case .ack(40, _) = $0 { true } else { false } })
+
+        // No answer this time: a nack reaches the requester before its round ends.
+        _ = machine.receive(request(41), from: requester, now: now)
+        let configuration = testConfiguration()
+        let window = configuration.probeIntervalMilliseconds - configuration.probeTimeoutMilliseconds
+        var nackAt: UInt64?
+        for elapsed in stride(from: UInt64(10), through: window, by: 10) {
+            let sent = messages(in: machine.tick(now: now.advanced(by: elapsed)), to: requester)
+            if sent.contains(.nack(sequence: 41)) {
+                nackAt = elapsed
+                break
+            }
+        }
+        #expect(nackAt.map { $0 <= window / 2 } == true, "nack after \(String(describing: nackAt)) ms")
+    }
+
     @Test("independent confirmations shorten a suspicion towards its minimum (Lifeguard dogpile)")
     func dogpile() {
         var configuration = testConfiguration()
