@@ -6,8 +6,10 @@ import MeshReplication
 public enum MembershipAction: Sendable, Equatable {
     /// Send an encoded `MembershipMessage` to a member (best effort: loss is expected).
     case send([UInt8], to: MemberID)
-    /// Dial `address` (again), expecting the member `expected` there when it is known. A
-    /// dial to a member already connected should be a no-op for the transport.
+    /// Dial `address` (again), expecting the member `expected` there when it is known: seeds
+    /// at start and while no live member answers there, members newly known (or again)
+    /// alive, dead members every reconnect round, and ping-request targets not held live.
+    /// A dial to a member already connected should be a no-op for the transport.
     case connect(MemberAddress, expected: MemberID?)
     /// A member joined (`previous == nil`), changed status, or changed address or replica
     /// with the same status; `previous` is its status before.
@@ -39,7 +41,10 @@ public enum MembershipAction: Sendable, Equatable {
 /// reads its death in that state (or in a reply to it) and refutes with a higher
 /// incarnation; the majority takes it back. A full state's death claims about members we
 /// hold alive count only as suspicions (as memberlist's push-pull does), so a stale view
-/// from a healed partition cannot kill live members, only make them refute.
+/// from a healed partition cannot kill live members, only make them refute. A join sync
+/// to a peer that stays unknown is repeated each reconnect round too: re-dialling a seed
+/// whose session is already open does nothing, so a lost first exchange must not strand
+/// the joiner.
 ///
 /// ### Invariants
 /// - the table holds at most `maximumMembers` members, this one included;
