@@ -6,8 +6,10 @@ import MeshReplication
 public enum MembershipAction: Sendable, Equatable {
     /// Send an encoded `MembershipMessage` to a member (best effort: loss is expected).
     case send([UInt8], to: MemberID)
-    /// Dial `address` (again), expecting the member `expected` there when it is known. A
-    /// dial to a member already connected should be a no-op for the transport.
+    /// Dial `address` (again), expecting the member `expected` there when it is known: seeds
+    /// at start and while no live member answers there, members newly known (or again)
+    /// alive, dead members every reconnect round, and ping-request targets not held live.
+    /// A dial to a member already connected should be a no-op for the transport.
     case connect(MemberAddress, expected: MemberID?)
     /// A member joined (`previous == nil`), changed status, or changed address or replica
     /// with the same status; `previous` is its status before.
@@ -39,7 +41,10 @@ public enum MembershipAction: Sendable, Equatable {
 /// reads its death in that state (or in a reply to it) and refutes with a higher
 /// incarnation; the majority takes it back. A full state's death claims about members we
 /// hold alive count only as suspicions (as memberlist's push-pull does), so a stale view
-/// from a healed partition cannot kill live members, only make them refute.
+/// from a healed partition cannot kill live members, only make them refute. A join sync
+/// to a peer that stays unknown is repeated each reconnect round too: re-dialling a seed
+/// whose session is already open does nothing, so a lost first exchange must not strand
+/// the joiner.
 ///
 /// ### Invariants
 /// - the table holds at most `maximumMembers` members, this one included;
@@ -122,6 +127,10 @@ public struct MembershipStateMachine: Sendable {
     var nextReconnectAt = Instant(milliseconds: 0)
     var nextPushPullAt = Instant(milliseconds: 0)
     var reconnectCursor = 0
+    /// Peers whose session came up while they were unknown to us (a seed, a joiner), until
+    /// they appear live in the table: the join sync is repeated each reconnect round, as a
+    /// lost first exchange would otherwise leave us alone behind an open session.
+    var pendingJoins: [MemberID] = []
     /// Lifeguard's local health multiplier: 0 is healthy; timeouts scale by `localHealth + 1`.
     public private(set) var localHealth = 0
     /// What was done and refused so far.
@@ -211,7 +220,16 @@ public struct MembershipStateMachine: Sendable {
             if let entry = entries[peer] {
                 send(.gossip(updates: [MemberUpdate(member: entry.member)]), to: peer, into: &actions)
             }
-        case .suspect, .dead, nil:
+        case nil:
+            if !pendingJoins.contains(peer) {
+                // At most half the reconnect budget, so re-dialling the dead is never starved.
+                if pendingJoins.count >= max(configuration.maximumReconnectsPerRound / 2, 1) {
+                    pendingJoins.removeFirst()
+                }
+                pendingJoins.append(peer)
+            }
+            sendState(to: peer, requestsReply: true, into: &actions)
+        case .suspect, .dead:
             sendState(to: peer, requestsReply: true, into: &actions)
         }
         return actions
@@ -258,7 +276,7 @@ public struct MembershipStateMachine: Sendable {
                     to: relay.requester, into: &actions)
             }
             tellIfNotAlive(peer, now: now, into: &actions)
-        case .pingRequest(let sequence, let target, _, let updates):
+        case .pingRequest(let sequence, let target, let address, let updates):
             apply(updates, from: peer, now: now, into: &actions)
             guard target != me.id, isActive else { return actions }
             guard relays.count < configuration.maximumRelayedProbes else {
@@ -273,6 +291,8 @@ public struct MembershipStateMachine: Sendable {
             let wait = (configuration.probeIntervalMilliseconds - configuration.probeTimeoutMilliseconds) / 2
             relays[mine] = Relay(
                 requester: peer, requesterSequence: sequence, target: target, deadline: now.advanced(by: wait))
+            // A target we do not hold live may have no session here: dial it at the address given.
+            if !isLive(entries[target]?.member.status) { actions.append(.connect(address, expected: target)) }
             send(.ping(sequence: mine, target: target, updates: piggyback(for: target)), to: target, into: &actions)
         case .nack(let sequence):
             if var current = probe, current.sequence == sequence, current.relays.contains(peer),
@@ -610,10 +630,16 @@ public struct MembershipStateMachine: Sendable {
         }
     }
 
-    /// Re-dials seed addresses no live member answers at, and dead members (round-robin),
-    /// sending each dead member our full state so it can refute its death (issue #222).
+    /// Repeats unanswered join syncs, re-dials seed addresses no live member answers at, and
+    /// dead members (round-robin), sending each dead member our full state so it can refute
+    /// its death (issue #222).
     mutating func reconnect(into actions: inout [MembershipAction]) {
         var budget = configuration.maximumReconnectsPerRound
+        pendingJoins.removeAll { entries[$0] != nil }
+        for peer in pendingJoins {
+            sendState(to: peer, requestsReply: true, into: &actions)
+            budget -= 1
+        }
         let liveAddresses = Set(entries.values.filter { isLive($0.member.status) }.map(\.member.address))
         for seed in seeds where budget > 0 && !liveAddresses.contains(seed) {
             actions.append(.connect(seed, expected: nil))
