@@ -220,6 +220,8 @@ let package = Package(
             dependencies: [
                 "StateMesh", "MeshCRDT", "MeshReplication", "MeshSecurity", "MeshStorage", "MeshMembership",
                 "MeshConfigFile",
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "MetricsTestKit", package: "swift-metrics"),
             ],
             swiftSettings: strictSettings
         ),

@@ -11,6 +11,7 @@ import MeshReplication
 import MeshSecurity
 import MeshStorage
 import MeshTransport
+import Metrics
 import ServiceLifecycle
 import Synchronization
 
@@ -79,14 +80,20 @@ public actor MeshNode: Service {
     /// Creates a node; nothing is opened or bound until `run()`.
     ///
     /// - Throws: `MeshError(.invalidConfiguration)` naming the option that is wrong.
-    public init(configuration: MeshNodeConfiguration, logger: Logger = Logger(label: "statemesh.node")) throws {
+    ///
+    /// - Parameters:
+    ///   - metricsFactory: where the node's metrics go (default: the process-wide `MetricsSystem.factory`).
+    public init(
+        configuration: MeshNodeConfiguration, logger: Logger = Logger(label: "statemesh.node"),
+        metricsFactory: (any MetricsFactory)? = nil
+    ) throws {
         try configuration.validate()
         self.configuration = configuration
         self.nodeID = configuration.identity.nodeID
         var logger = logger
         logger[metadataKey: "node"] = "\(configuration.identity.nodeID)"
         self.logger = logger
-        self.metrics = NodeMetrics()
+        self.metrics = metricsFactory.map { NodeMetrics(factory: $0) } ?? NodeMetrics()
         do {
             self.transport = try MeshTransport(
                 identity: configuration.identity, admission: configuration.admission,

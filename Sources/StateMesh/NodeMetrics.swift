@@ -12,36 +12,61 @@ import Metrics
 /// Timer: `statemesh_storage_commit_duration`. Handshake failures are counted by the transport
 /// (`statemesh_transport_handshake_failures{reason}`).
 final class NodeMetrics: Sendable {
-    let writes = Counter(label: "statemesh_writes")
-    let deltasSent = Counter(label: "statemesh_deltas_sent")
-    let deltasReceived = Counter(label: "statemesh_deltas_received")
-    let duplicates = Counter(label: "statemesh_deltas_duplicate")
-    let bytesReceived = Counter(label: "statemesh_bytes_received")
-    let droppedUnknownSender = Counter(label: "statemesh_dropped", dimensions: [("reason", "unknownSender")])
-    let droppedNoSession = Counter(label: "statemesh_dropped", dimensions: [("reason", "noSession")])
-    let droppedOutboundFull = Counter(label: "statemesh_dropped", dimensions: [("reason", "outboundFull")])
-    let replicationErrors = Counter(label: "statemesh_replication_errors")
-    let commits = Counter(label: "statemesh_storage_commits")
-    let storageFailures = Counter(label: "statemesh_storage_failures")
-    let checkpoints = Counter(label: "statemesh_checkpoints")
-    let commitDuration = Timer(label: "statemesh_storage_commit_duration")
-    let buffered = Gauge(label: "statemesh_deltas_buffered")
-    let logRecords = Gauge(label: "statemesh_log_records")
-    let lag = Gauge(label: "statemesh_convergence_lag")
-    let peers: [String: Gauge] = Dictionary(
-        uniqueKeysWithValues: ["alive", "suspect", "dead", "left"].map {
-            ($0, Gauge(label: "statemesh_peers", dimensions: [("state", $0)]))
-        })
+    let factory: any MetricsFactory
+    let writes: Counter
+    let deltasSent: Counter
+    let deltasReceived: Counter
+    let duplicates: Counter
+    let bytesReceived: Counter
+    let droppedUnknownSender: Counter
+    let droppedNoSession: Counter
+    let droppedOutboundFull: Counter
+    let replicationErrors: Counter
+    let commits: Counter
+    let storageFailures: Counter
+    let checkpoints: Counter
+    let commitDuration: Timer
+    let buffered: Gauge
+    let logRecords: Gauge
+    let lag: Gauge
+    let peers: [String: Gauge]
+
+    /// Instruments from `factory` (default: the process-wide `MetricsSystem.factory`).
+    init(factory: any MetricsFactory = MetricsSystem.factory) {
+        self.factory = factory
+        writes = Counter(label: "statemesh_writes", factory: factory)
+        deltasSent = Counter(label: "statemesh_deltas_sent", factory: factory)
+        deltasReceived = Counter(label: "statemesh_deltas_received", factory: factory)
+        duplicates = Counter(label: "statemesh_deltas_duplicate", factory: factory)
+        bytesReceived = Counter(label: "statemesh_bytes_received", factory: factory)
+        droppedUnknownSender = Counter(label: "statemesh_dropped", dimensions: [("reason", "unknownSender")], factory: factory)
+        droppedNoSession = Counter(label: "statemesh_dropped", dimensions: [("reason", "noSession")], factory: factory)
+        droppedOutboundFull = Counter(label: "statemesh_dropped", dimensions: [("reason", "outboundFull")], factory: factory)
+        replicationErrors = Counter(label: "statemesh_replication_errors", factory: factory)
+        commits = Counter(label: "statemesh_storage_commits", factory: factory)
+        storageFailures = Counter(label: "statemesh_storage_failures", factory: factory)
+        checkpoints = Counter(label: "statemesh_checkpoints", factory: factory)
+        commitDuration = Timer(label: "statemesh_storage_commit_duration", factory: factory)
+        buffered = Gauge(label: "statemesh_deltas_buffered", factory: factory)
+        logRecords = Gauge(label: "statemesh_log_records", factory: factory)
+        lag = Gauge(label: "statemesh_convergence_lag", factory: factory)
+        peers = Dictionary(
+            uniqueKeysWithValues: ["alive", "suspect", "dead", "left"].map {
+                ($0, Gauge(label: "statemesh_peers", dimensions: [("state", $0)], factory: factory))
+            })
+    }
 
     func sent(_ message: ReplicationMessage, byteCount: Int) {
-        Counter(label: "statemesh_messages_sent", dimensions: [("kind", message.kind)]).increment()
-        Counter(label: "statemesh_bytes_sent", dimensions: [("kind", message.kind)]).increment(by: byteCount)
+        Counter(label: "statemesh_messages_sent", dimensions: [("kind", message.kind)], factory: factory).increment()
+        Counter(label: "statemesh_bytes_sent", dimensions: [("kind", message.kind)], factory: factory)
+            .increment(by: byteCount)
         if case .deltas(_, _, let records) = message { deltasSent.increment(by: records.count) }
     }
 
     func sentMembership(byteCount: Int) {
-        Counter(label: "statemesh_messages_sent", dimensions: [("kind", "membership")]).increment()
-        Counter(label: "statemesh_bytes_sent", dimensions: [("kind", "membership")]).increment(by: byteCount)
+        Counter(label: "statemesh_messages_sent", dimensions: [("kind", "membership")], factory: factory).increment()
+        Counter(label: "statemesh_bytes_sent", dimensions: [("kind", "membership")], factory: factory)
+            .increment(by: byteCount)
     }
 
     func received(bytes: Int) { bytesReceived.increment(by: bytes) }

@@ -6,6 +6,7 @@ import MeshReplication
 import MeshSecurity
 import MeshStorage
 import StateMesh
+import Metrics
 import Synchronization
 import Testing
 import Foundation
@@ -46,7 +47,7 @@ final class Cluster: Sendable {
 
     /// Starts node `index` (seeded with node 0 unless it is node 0) and waits until it runs.
     @discardableResult
-    func start(_ index: Int, seedPort: Int? = nil) async throws -> MeshNode {
+    func start(_ index: Int, seedPort: Int? = nil, metricsFactory: (any MetricsFactory)? = nil) async throws -> MeshNode {
         let seed: Int?
         if let seedPort {
             seed = seedPort
@@ -55,7 +56,7 @@ final class Cluster: Sendable {
         } else {
             seed = await node(0).listeningPort
         }
-        let node = try MeshNode(configuration: try configuration(index, seedPort: seed))
+        let node = try MeshNode(configuration: try configuration(index, seedPort: seed), metricsFactory: metricsFactory)
         let runner = Task { try await node.run() }
         nodes.withLock { $0[index] = node }
         runners.withLock { $0[index] = runner }
