@@ -19,6 +19,7 @@ struct Options {
     var writers = 16
     var durability = "batched"
     var keys = 1_000
+    var latencyEvents = 0
 
     init(_ arguments: [String]) {
         var iterator = arguments.dropFirst().makeIterator()
@@ -30,6 +31,7 @@ struct Options {
             case "--writers": writers = Int(value) ?? writers
             case "--durability": durability = value
             case "--keys": keys = Int(value) ?? keys
+            case "--latency-events": latencyEvents = Int(value) ?? latencyEvents
             default:
                 FileHandle.standardError.write(Data("unknown option \(flag)\n".utf8))
                 exit(2)
@@ -84,6 +86,7 @@ for index in 0..<options.nodes {
     nodes.append(node)
 }
 // Wait for full membership.
+let lastStarted = ContinuousClock.now
 let meetDeadline = ContinuousClock.now.advanced(by: .seconds(30))
 while ContinuousClock.now < meetDeadline {
     var complete = true
@@ -92,6 +95,34 @@ while ContinuousClock.now < meetDeadline {
     }
     if complete { break }
     try await Task.sleep(for: .milliseconds(20))
+}
+
+report("members_converged_after_last_start_ms", seconds(ContinuousClock.now - lastStarted) * 1000)
+
+// Latency mode: one write at node 0 per event, timed until every node has delivered it (like Serf's user events).
+if options.latencyEvents > 0 {
+    var allSeen: [Double] = []
+    let probe = try MeshAddress("fabric://default/latency-probe")
+    for event in 1...options.latencyEvents {
+        try await Task.sleep(for: .milliseconds(200))
+        let start = ContinuousClock.now
+        try await nodes[0].counter(probe.description).increment()
+        var waiting = Set(nodes.indices)
+        while !waiting.isEmpty && ContinuousClock.now - start < .seconds(10) {
+            for index in waiting {
+                if case .counter(let value)? = await nodes[index].value(at: probe), value.value >= Int64(event) {
+                    waiting.remove(index)
+                }
+            }
+            if !waiting.isEmpty { try await Task.sleep(for: .microseconds(500)) }
+        }
+        allSeen.append(seconds(ContinuousClock.now - start) * 1000)
+    }
+    allSeen.sort()
+    report("event_all_seen_median_ms", allSeen[allSeen.count / 2])
+    report("event_all_seen_max_ms", allSeen.last ?? 0)
+    for node in nodes { await node.shutdown() }
+    exit(0)
 }
 
 // Writes: counters 40%, set add/remove 30%, map fields 30%, over `keys` keys, spread round-robin.
