@@ -219,7 +219,7 @@ let package = Package(
             name: "StateMeshTests",
             dependencies: [
                 "StateMesh", "MeshCRDT", "MeshReplication", "MeshSecurity", "MeshStorage", "MeshMembership",
-                "MeshConfigFile",
+                "MeshConfigFile", "MeshCodec",
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "MetricsTestKit", package: "swift-metrics"),
             ],

@@ -13,19 +13,15 @@ public struct ChangePosition: Sendable, Hashable {
     /// The start: nothing seen.
     public init() { vectors = [:] }
 
-    /// The encoding of the position (for a consumer to store): domains sorted by name.
+    /// The encoding of the position (for a consumer to store): a version byte, then per domain (sorted
+    /// by name) its name and its vector as a `MeshCodec` record.
     public func encoded() -> [UInt8] {
         var writer = ByteWriter()
         writer.writeByte(1)
         writer.writeCount(vectors.count)
         for name in vectors.keys.sorted() {
             writer.writeString(name)
-            let entries = vectors[name]!.entries
-            writer.writeCount(entries.count)
-            for entry in entries {
-                writer.writeVarint(entry.replica.rawValue)
-                writer.writeVarint(entry.counter)
-            }
+            MeshCodec.encode(vectors[name]!, to: &writer)
         }
         return writer.bytes
     }
@@ -40,23 +36,10 @@ public struct ChangePosition: Sendable, Hashable {
         let count = try reader.readCount(limit: 1_024, minimumItemBytes: 2, "domains")
         var vectors: [String: VersionVector] = [:]
         for _ in 0..<count {
+            let offset = reader.offset
             let name = try reader.readString("domain")
-            let entryCount = try reader.readCount(limit: reader.limits.maximumReplicas, minimumItemBytes: 2, "entries")
-            var entries: [VersionVector.Entry] = []
-            for _ in 0..<entryCount {
-                let offset = reader.offset
-                let replica = ReplicaID(try reader.readVarint("replica"))
-                let counter = try reader.readVarint("counter")
-                if let last = entries.last, !(last.replica < replica) {
-                    throw CodecError(.notCanonical, at: offset, "replicas not increasing")
-                }
-                guard counter > 0 else { throw CodecError(.notCanonical, at: offset, "zero entry") }
-                entries.append(VersionVector.Entry(replica: replica, counter: counter))
-            }
-            guard let vector = VersionVector(sortedEntries: entries) else {
-                throw CodecError(.invalidValue, at: reader.offset, "vector of \(name) is not canonical")
-            }
-            vectors[name] = vector
+            guard vectors[name] == nil else { throw CodecError(.notCanonical, at: offset, "domain \(name) twice") }
+            vectors[name] = try MeshCodec.decode(VersionVector.self, from: &reader)
         }
         try reader.expectEnd()
         self.vectors = vectors

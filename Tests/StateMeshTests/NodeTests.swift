@@ -1,5 +1,6 @@
 import Foundation
 import MeshCRDT
+import MeshCodec
 import MeshMembership
 import MeshReplication
 import MeshSecurity
@@ -204,5 +205,24 @@ struct NodeTests {
         #expect(try await node.counter("fabric://default/x").value() == 1)
         await #expect(throws: MeshError.self) { try await node.set("fabric://default/x").elements() }
         await cluster.stopAll()
+    }
+}
+
+@Suite("Change positions")
+struct ChangePositionTests {
+    /// A position survives its encoding, and damaged encodings are refused with a CodecError.
+    @Test func positionEncodingRoundTripsAndRefusesDamage() throws {
+        var position = ChangePosition()
+        #expect(try ChangePosition(decoding: position.encoded()) == position)
+        var vector = VersionVector()
+        vector[ReplicaID(7)] = 3
+        vector[ReplicaID(9)] = 1
+        position = try ChangePosition(decoding: [1, 1, 5] + Array("fleet".utf8) + MeshCodec.encode(vector))
+        #expect(position.vectors["fleet"] == vector)
+        let bytes = position.encoded()
+        #expect(try ChangePosition(decoding: bytes) == position)
+        #expect(throws: CodecError.self) { try ChangePosition(decoding: Array(bytes.dropLast())) }
+        #expect(throws: CodecError.self) { try ChangePosition(decoding: bytes + [0]) }
+        #expect(throws: CodecError.self) { try ChangePosition(decoding: [2] + bytes.dropFirst()) }
     }
 }
