@@ -77,21 +77,39 @@ struct Agent {
         if let task = currentTask {
             let bytes = UInt64.random(in: 1_000...50_000, using: &generator)
             try await node.set(activeAddress).remove(task)
-            ledger.record { $0.activeTasks.remove(task); $0.writes += 1 }
+            ledger.record {
+                $0.activeTasks.remove(task)
+                $0.writes += 1
+            }
             try await node.counter(completedAddress).increment()
-            ledger.record { $0.completed += 1; $0.writes += 1 }
+            ledger.record {
+                $0.completed += 1
+                $0.writes += 1
+            }
             try await node.counter(siteCompletedAddress(site)).increment()
-            ledger.record { $0.completedBySite[site, default: 0] += 1; $0.writes += 1 }
+            ledger.record {
+                $0.completedBySite[site, default: 0] += 1
+                $0.writes += 1
+            }
             try await node.counter(bytesAddress).increment(by: bytes)
-            ledger.record { $0.bytes += Int64(bytes); $0.writes += 1 }
+            ledger.record {
+                $0.bytes += Int64(bytes)
+                $0.writes += 1
+            }
             try await status.set("state", to: "idle")
-            ledger.record { [name] in $0.statusByAgent[name, default: [:]]["state"] = "idle"; $0.writes += 1 }
+            ledger.record { [name] in
+                $0.statusByAgent[name, default: [:]]["state"] = "idle"
+                $0.writes += 1
+            }
             currentTask = nil
         } else {
             tasksStarted += 1
             let task = "\(name)-task-\(tasksStarted)"
             try await node.set(activeAddress).insert(task)
-            ledger.record { $0.activeTasks.insert(task); $0.writes += 1 }
+            ledger.record {
+                $0.activeTasks.insert(task)
+                $0.writes += 1
+            }
             try await status.set("state", to: "busy")
             try await status.set("task", to: task)
             try await status.set("site", to: site)
@@ -367,7 +385,9 @@ func runExample() async throws -> Bool {
     var rounds: [Int] = []
     for site in sites { rounds.append(try await site.value) }
     let expected = ledger.snapshot
-    say("agents stopped after \(rounds.map(String.init).joined(separator: "/")) rounds: \(expected.writes) acknowledged writes")
+    say(
+        "agents stopped after \(rounds.map(String.init).joined(separator: "/")) rounds: \(expected.writes) acknowledged writes"
+    )
 
     // Wait for the dashboard's change-stream view to match the ledger and for all nodes to agree.
     let waitStarted = ContinuousClock.now
@@ -389,14 +409,20 @@ func runExample() async throws -> Bool {
         problems.append("the dashboard's view from change events differs from what the agents wrote")
     }
     for (index, node) in nodes.enumerated() {
-        for problem in try await differences(on: node, from: expected) { problems.append("\(names[index]): \(problem)") }
+        for problem in try await differences(on: node, from: expected) {
+            problems.append("\(names[index]): \(problem)")
+        }
     }
     if !(await identical(nodes)) { problems.append("the nodes do not hold identical state") }
 
     show("")
-    show("fleet totals written by the agents:  \(expected.completed) tasks completed, \(expected.bytes) bytes, \(expected.activeTasks.count) tasks active")
+    show(
+        "fleet totals written by the agents:  \(expected.completed) tasks completed, \(expected.bytes) bytes, \(expected.activeTasks.count) tasks active"
+    )
     let seen = view.totals
-    show("fleet totals on the dashboard:       \(seen.completed) tasks completed, \(seen.bytes) bytes, \(seen.activeTasks.count) tasks active")
+    show(
+        "fleet totals on the dashboard:       \(seen.completed) tasks completed, \(seen.bytes) bytes, \(seen.activeTasks.count) tasks active"
+    )
     show("change events the dashboard received from other nodes: \(view.remoteEvents)")
     if converged {
         show("all 4 nodes converged \(formatted(convergence)) after the agents stopped")

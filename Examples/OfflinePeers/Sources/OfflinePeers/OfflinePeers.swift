@@ -1,3 +1,12 @@
+import Foundation
+import Logging
+import MeshMembership
+import MeshReplication
+import MeshSecurity
+import MeshStorage
+import StateMesh
+import Synchronization
+
 // OfflinePeers: three peers (A, B, C), each a separate process with its own StateMesh node and
 // SQLite data directory, keep writing while disconnected from each other. B is killed with
 // SIGKILL in the middle of a stream of writes and restarted from its data directory. Then all
@@ -16,16 +25,8 @@
 //   dump                       `notes E1,E2,...` (sorted) and `vector R=C,...` (delivered version vector)
 //   quit                       graceful shutdown, `bye`
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
-import Foundation
-import Logging
-import MeshMembership
-import MeshReplication
-import MeshSecurity
-import MeshStorage
-import StateMesh
-import Synchronization
 
 let notesAddress = "fabric://notebook/notes"
 let peerNames = ["A", "B", "C"]
@@ -37,7 +38,8 @@ enum OfflinePeers {
         if arguments.count >= 4, arguments[1] == "peer" {
             do {
                 try await Peer.run(
-                    name: arguments[2], directory: arguments[3], seedPorts: arguments.dropFirst(4).compactMap { Int($0) })
+                    name: arguments[2], directory: arguments[3],
+                    seedPorts: arguments.dropFirst(4).compactMap { Int($0) })
                 exit(0)
             } catch {
                 FileHandle.standardError.write(Data("peer \(arguments[2]): \(error)\n".utf8))
@@ -90,13 +92,18 @@ enum Peer {
         try await node.waitUntilRunning()
         let notes = try node.set(notesAddress)
         let recovered = try await notes.elements().count
-        reply("ready \(await node.listeningPort ?? 0) replica \(await node.replicaID.map { "\($0)" } ?? "?") notes \(recovered)")
+        reply(
+            "ready \(await node.listeningPort ?? 0) replica \(await node.replicaID.map { "\($0)" } ?? "?") notes \(recovered)"
+        )
 
         for await line in standardInputLines() {
             let words = line.split(separator: " ").map(String.init)
             switch words.first {
             case "write" where words.count == 4 || words.count == 5:
-                guard let first = Int(words[2]), let count = Int(words[3]) else { reply("error bad write"); continue }
+                guard let first = Int(words[2]), let count = Int(words[3]) else {
+                    reply("error bad write")
+                    continue
+                }
                 let pause = words.count == 5 ? Int(words[4]) ?? 0 : 0
                 for index in first..<(first + count) {
                     let element = "\(words[1])-\(index)"
@@ -120,7 +127,9 @@ enum Peer {
             case "dump":
                 reply("notes " + (try await notes.elements()).sorted().joined(separator: ","))
                 let vector = await node.status().domains.first { $0.name == "notebook" }?.vector ?? [:]
-                reply("vector " + vector.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ","))
+                reply(
+                    "vector " + vector.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
+                )
             case "quit":
                 await node.shutdown()
                 _ = try? await runner.value
@@ -302,7 +311,8 @@ final class Coordinator {
             try identity.save(to: "\(directory)/keys/\(name).key")
             publicKeys.append("\(name) \(hexString(identity.publicKey))")
         }
-        try publicKeys.joined(separator: "\n").write(toFile: "\(directory)/keys/allowed", atomically: true, encoding: .utf8)
+        try publicKeys.joined(separator: "\n").write(
+            toFile: "\(directory)/keys/allowed", atomically: true, encoding: .utf8)
         var generator = SystemRandomNumberGenerator()
         let clusterKey = (0..<32).map { _ in UInt8.random(in: 0...255, using: &generator) }
         try hexString(clusterKey).write(toFile: "\(directory)/keys/cluster", atomically: true, encoding: .utf8)
@@ -406,9 +416,13 @@ final class Coordinator {
             let counts = peerNames.map { name in
                 "\(acknowledged[name]!.filter(state.notes.contains).count)/\(acknowledged[name]!.count) of \(name)'s"
             }
-            show("peer \(peer.name) holds \(state.notes.count) notes: \(counts.joined(separator: ", ")) acknowledged writes")
+            show(
+                "peer \(peer.name) holds \(state.notes.count) notes: \(counts.joined(separator: ", ")) acknowledged writes"
+            )
             if !missing.isEmpty {
-                problems.append("\(peer.name) lacks \(missing.count) acknowledged notes: \(missing.sorted().prefix(8).joined(separator: ", "))")
+                problems.append(
+                    "\(peer.name) lacks \(missing.count) acknowledged notes: \(missing.sorted().prefix(8).joined(separator: ", "))"
+                )
             }
         }
         if Set(states.values.map { $0.notes }).count != 1 || Set(states.values.map { $0.vector }).count != 1 {
@@ -418,11 +432,15 @@ final class Coordinator {
         for peer in current { peer.process.waitUntilExit() }
 
         if problems.isEmpty && met && converged {
-            show("PASS: all \(everything.count) acknowledged writes (B's from before the SIGKILL included) are on every peer")
+            show(
+                "PASS: all \(everything.count) acknowledged writes (B's from before the SIGKILL included) are on every peer"
+            )
             return true
         }
         for problem in problems { show("  - \(problem)") }
-        show("FAIL: \(met ? "" : "the peers did not meet again; ")\(converged ? "" : "the peers did not converge; ")\(problems.count) problem(s)")
+        show(
+            "FAIL: \(met ? "" : "the peers did not meet again; ")\(converged ? "" : "the peers did not converge; ")\(problems.count) problem(s)"
+        )
         return false
     }
 
