@@ -238,17 +238,23 @@ func differences(on node: MeshNode, from expected: Expected) async throws -> [St
             "\(site) tasks-completed", try await node.counter(siteCompletedAddress(site)).value(),
             expected.completedBySite[site] ?? 0)
     }
-    check("active tasks", try await node.set(activeAddress).elements(), expected.activeTasks)
+    // Sets and maps are compared as sorted lists, so a difference prints in a stable order.
+    check("active tasks", try await node.set(activeAddress).elements().sorted(), expected.activeTasks.sorted())
     for (agent, fields) in expected.statusByAgent.sorted(by: { $0.key < $1.key }) {
-        check("\(agent) status", try await node.map(statusAddress(agent)).entries(), fields)
+        check("\(agent) status", sortedFields(try await node.map(statusAddress(agent)).entries()), sortedFields(fields))
     }
     let keys = Set(await node.keys(in: domain))
     let wantedKeys = Set(
         [completedAddress, bytesAddress, activeAddress] + siteNames.map(siteCompletedAddress)
             + expected.statusByAgent.keys.map(statusAddress)
     ).map { String($0.dropFirst("fabric://fleet/".count)) }
-    check("keys", keys, Set(wantedKeys))
+    check("keys", keys.sorted(), wantedKeys.sorted())
     return problems
+}
+
+/// A map's fields as `field=value`, sorted by field.
+func sortedFields(_ fields: [String: String]) -> [String] {
+    fields.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
 }
 
 /// Polls `condition` every 100 ms for up to `timeout`; returns whether it held.

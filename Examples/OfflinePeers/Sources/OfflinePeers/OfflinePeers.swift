@@ -355,7 +355,10 @@ final class Coordinator {
         try b.send("write B 11 1000 20")
         try peers["A"]!.send("write A 11 30 100")
         try peers["C"]!.send("write C 11 30 100")
-        while b.acknowledged.count < acknowledgedBeforeStream + 30 { try await Task.sleep(for: .milliseconds(5)) }
+        while b.acknowledged.count < acknowledgedBeforeStream + 30 {
+            if b.output.isClosed { throw PeerError(description: "peer B exited before it was killed") }
+            try await Task.sleep(for: .milliseconds(5))
+        }
         b.kill()
         let acknowledgedByOldB = b.acknowledged
         say(
