@@ -384,8 +384,18 @@ func runExample() async throws -> Bool {
             + "the dashboard has \(view.totals.completedBySite[siteNames[offlineSite]] ?? 0)")
 
     await cutOff.goOnline()
+    let cameBack = ContinuousClock.now
     say("phase 3: site \(siteNames[offlineSite]) is back (goOnline); agents keep working a little longer")
-    try await report(for: .seconds(3))
+    // How long until the dashboard has everything the site wrote while it was offline.
+    let caughtUp = try await poll(for: .seconds(20)) {
+        (view.totals.completedBySite[siteNames[offlineSite]] ?? 0) >= localView
+    }
+    if caughtUp {
+        say(
+            "the dashboard caught up with the \(localView) tasks \(siteNames[offlineSite]) completed "
+                + "\(formatted(ContinuousClock.now - cameBack)) after it came back")
+    }
+    try await report(for: .seconds(2))
 
     stop.set()
     var rounds: [Int] = []
