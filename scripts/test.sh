@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The test command (what CI runs): bootstrap, build with warnings as errors,
-# run every test, then the fuzz smoke (every fuzz target for FUZZ_SMOKE_SECONDS,
+# run every test, `mesh demo`, the three examples, then the fuzz smoke (every fuzz target for FUZZ_SMOKE_SECONDS,
 # default 30, and a replay of Fuzz/FailCases/).
 #
 # Environment:
@@ -33,6 +33,9 @@ grep -Eq "^All [0-9]+ nodes converged to identical state" .build/demo-output.txt
     echo "test.sh: mesh demo did not report convergence" >&2
     exit 1
 }
+
+step "examples (each must end with PASS)"
+scripts/examples.sh
 
 smoke=${FUZZ_SMOKE_SECONDS:-30}
 if [ "$smoke" != "0" ]; then

@@ -734,7 +734,7 @@ public actor MeshNode: Service {
     // MARK: Offline mode
 
     /// Stops exchanging messages with every peer until `goOnline()`: writes and reads go on locally,
-    /// as on a laptop with no network. Peers will suspect and then declare this node dead; when it
+    /// as on a laptop with no network. May be called before `run()`, so a node starts disconnected. Peers will suspect and then declare this node dead; when it
     /// comes back it refutes and catches up (and they catch up with what it wrote meanwhile).
     public func goOffline() {
         isOffline = true

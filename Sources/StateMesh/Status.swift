@@ -6,7 +6,8 @@ import MeshReplication
 public struct NodeStatus: Sendable, Codable, Hashable {
     /// One peer as this node sees it.
     public struct Peer: Sendable, Codable, Hashable {
-        /// The peer's node ID (hex of the SHA-256 of its public key).
+        /// The peer's node ID: the first 8 bytes of the SHA-256 of its public key in hex, as in logs
+        /// (`"\(nodeID)"` of a `NodeID`).
         public var nodeID: String
         /// The peer's current replica ID, once known.
         public var replicaID: UInt64?
@@ -56,7 +57,7 @@ public struct NodeStatus: Sendable, Codable, Hashable {
         public var localDeltaBytes: UInt64 = 0
     }
 
-    /// This node's ID.
+    /// This node's ID, shortened as for peers.
     public var nodeID: String
     /// This node's replica ID (new for every wiped data directory).
     public var replicaID: UInt64
