@@ -47,6 +47,8 @@ public actor MeshNode: Service {
     var membership: MembershipStateMachine?
     var storageFailure: StorageError?
     var journaledSinceCheckpoint = 0
+    /// Whether a local write is journaled but not committed yet (nothing may carry it to a peer).
+    var ownWritesUncommitted = false
     var persistedLinkEpoch: UInt64 = 0
 
     /// Peers' replica IDs and back (from membership records).
@@ -368,7 +370,7 @@ public actor MeshNode: Service {
             let actions = membership!.tick(now: time)
             handle(actions)
         }
-        if replica != nil {
+        if replica != nil, commitOwnWritesBeforeSending() {
             let actions = replica!.tick(now: time)
             handle(actions)
         }
@@ -418,7 +420,8 @@ public actor MeshNode: Service {
                 metrics.droppedUnknownSender.increment()
                 return
             }
-            guard replica != nil else { return }
+            // A reply (repair, snapshot, read) may carry this node's own writes.
+            guard replica != nil, commitOwnWritesBeforeSending() else { return }
             let actions = replica!.receive(body, from: origin, now: now())
             handle(actions)
         default:
@@ -572,6 +575,7 @@ public actor MeshNode: Service {
             if let record = delivery.record {
                 try persist { _ = try $0.appendRecord(domain: delivery.domain, bytes: record.encoded()) }
                 journaledSinceCheckpoint += 1
+                if delivery.source == .local { ownWritesUncommitted = true }
             }
             if delivery.record == nil || journaledSinceCheckpoint >= configuration.checkpointRecordCount {
                 // A snapshot carries no record to journal, and the journal is bounded: checkpoint.
@@ -591,6 +595,16 @@ public actor MeshNode: Service {
         }
     }
 
+    /// Makes this node's own journaled writes durable before anything that may carry them leaves
+    /// (pushes, repairs, snapshots, read replies): a peer must never hold a write that a crash could
+    /// take from its origin, or the origin would reissue its dots after restarting. Returns false when
+    /// storage has failed: the node then stops replicating (it holds state it could not persist).
+    private func commitOwnWritesBeforeSending() -> Bool {
+        guard storageFailure == nil else { return false }
+        if ownWritesUncommitted { try? commitNow() }
+        return storageFailure == nil
+    }
+
     /// Commits the open batch now and resumes every write waiting for it.
     func commitNow() throws(MeshError) {
         isCommitScheduled = false
@@ -603,6 +617,7 @@ public actor MeshNode: Service {
                     try store.commit()
                     metrics.committed(duration: ContinuousClock.now - started)
                 }
+                ownWritesUncommitted = false
             }
         } catch {
             for waiter in waiters { waiter.resume(throwing: error) }

@@ -50,7 +50,7 @@ extension MeshNode {
             address: "\(configuration.advertisedHost ?? configuration.transport.host):\(transport.listeningPort ?? 0)",
             peers: peers, domains: domains, localHealth: membership?.localHealth ?? 0,
             durability: durability, pendingWrites: writeWaiters.count, subscribers: subscribers.count,
-            traffic: traffic)
+            traffic: traffic, storageCommits: store?.statistics.commits ?? 0, storageFailed: storageFailure != nil)
     }
 
     func updateGauges() {

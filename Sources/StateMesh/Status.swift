@@ -77,12 +77,16 @@ public struct NodeStatus: Sendable, Codable, Hashable {
     public var subscribers: Int
     /// What this node sent.
     public var traffic: Traffic
+    /// Committed storage batches since the node started.
+    public var storageCommits: Int
+    /// Whether storage failed (the node then refuses writes and stops replicating until restarted).
+    public var storageFailed: Bool
 }
 
 extension NodeStatus {
     static let empty = NodeStatus(
         nodeID: "", replicaID: 0, address: "", peers: [], domains: [], localHealth: 0, durability: "",
-        pendingWrites: 0, subscribers: 0, traffic: Traffic())
+        pendingWrites: 0, subscribers: 0, traffic: Traffic(), storageCommits: 0, storageFailed: false)
 }
 
 extension VersionVector {

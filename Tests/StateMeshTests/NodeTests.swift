@@ -226,3 +226,23 @@ struct ChangePositionTests {
         #expect(throws: CodecError.self) { try ChangePosition(decoding: [2] + bytes.dropFirst()) }
     }
 }
+
+@Suite("Durability before sending", .serialized)
+struct DurableBeforeSendingTests {
+    /// In batched mode (commit timer far away) a write reaches a peer only after its origin committed it:
+    /// a crash can never take from the origin a write a peer holds (the origin would reissue its dots).
+    @Test func ownWritesAreCommittedBeforeTheyArePushed() async throws {
+        let cluster = try Cluster(count: 2) { $0.durability = .batched(intervalMilliseconds: 10_000) }
+        defer { cluster.removeDirectories() }
+        try await cluster.startAll()
+        let writer = cluster.node(0)
+        let reader = cluster.node(1)
+        #expect(await eventually { await reader.status().peers.first?.state == "alive" })
+        let before = await writer.status().storageCommits
+        for _ in 0..<5 { try await writer.counter("fabric://default/c").increment() }
+        #expect(await writer.status().storageCommits == before)  // acknowledged, not committed yet
+        #expect(await eventually { try! await reader.counter("fabric://default/c").value() == 5 })
+        #expect(await writer.status().storageCommits > before)
+        await cluster.stopAll()
+    }
+}
