@@ -146,6 +146,11 @@ extension PersistedReplica {
         domains.append(Domain(configuration: configuration, objects: [:], vector: VersionVector(), log: DeltaLog()))
     }
 
+    /// Raises the HLC high-water mark (a shell that persisted a later one than its checkpoint).
+    public mutating func raiseClock(to timestamp: HLCTimestamp) {
+        if timestamp > latestTimestamp { latestTimestamp = timestamp }
+    }
+
     /// Raises the link-epoch floor (a shell that persisted a later epoch than its checkpoint).
     public mutating func raiseLinkEpoch(to epoch: UInt64) {
         lastEpoch = max(lastEpoch, epoch)

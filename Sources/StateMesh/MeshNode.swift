@@ -273,6 +273,9 @@ public actor MeshNode: Service {
                 if let epoch = try store.value(forKey: "link-epoch").flatMap(Self.decodeUInt64) {
                     persisted.raiseLinkEpoch(to: epoch)
                 }
+                if let clock = try store.value(forKey: "hlc").flatMap(Self.decodeTimestamp) {
+                    persisted.raiseClock(to: clock)
+                }
                 // Epochs issued after the last commit are unknown: skip well past them.
                 persisted.raiseLinkEpoch(to: persisted.linkEpoch + (1 << 20))
                 for domain in configuration.domains where !persisted.domainNames.contains(domain.name) {
@@ -613,6 +616,11 @@ public actor MeshNode: Service {
         do {
             try persist { store in
                 if store.hasUncommittedChanges {
+                    // The HLC high-water mark goes with every batch: a restart never issues a timestamp
+                    // below one it issued before (counter and set writes carry none in their records).
+                    if let latest = replica?.latestTimestamp {
+                        try store.setValue(Self.encodeTimestamp(latest), forKey: "hlc")
+                    }
                     let started = ContinuousClock.now
                     try store.commit()
                     metrics.committed(duration: ContinuousClock.now - started)
@@ -792,6 +800,20 @@ public actor MeshNode: Service {
         var writer = ByteWriter()
         writer.writeVarint(value)
         return writer.bytes
+    }
+
+    static func encodeTimestamp(_ timestamp: HLCTimestamp) -> [UInt8] {
+        var writer = ByteWriter()
+        writer.writeVarint(timestamp.physicalMilliseconds)
+        writer.writeVarint(UInt64(timestamp.logical))
+        return writer.bytes
+    }
+
+    static func decodeTimestamp(_ bytes: [UInt8]) -> HLCTimestamp? {
+        guard var reader = try? ByteReader(bytes), let physical = try? reader.readVarint(),
+            let logical = try? reader.readVarint(), logical <= UInt64(UInt32.max), reader.isAtEnd
+        else { return nil }
+        return HLCTimestamp(physicalMilliseconds: physical, logical: UInt32(logical))
     }
 
     static func decodeUInt64(_ bytes: [UInt8]) -> UInt64? {

@@ -246,3 +246,33 @@ struct DurableBeforeSendingTests {
         await cluster.stopAll()
     }
 }
+
+@Suite("Restarts", .serialized)
+struct RestartTests {
+    /// A restart keeps the replica ID, every write and the clock's high-water mark (a new LWW write wins over
+    /// the old one even if the wall clock went back); a wiped data directory gets a new replica ID.
+    @Test func restartKeepsIdentityAndWipeGivesANewOne() async throws {
+        let cluster = try Cluster(count: 1)
+        defer { cluster.removeDirectories() }
+        let first = try await cluster.start(0)
+        let original = try #require(await first.replicaID)
+        for index in 0..<20 { try await first.register("fabric://default/r").assign("v\(index)") }
+        try await first.counter("fabric://default/c").increment(by: 7)
+        await cluster.stop(0)
+
+        let second = try await cluster.start(0)
+        #expect(await second.replicaID == original)
+        #expect(try await second.register("fabric://default/r").value() == "v19")
+        #expect(try await second.counter("fabric://default/c").value() == 7)
+        try await second.register("fabric://default/r").assign("after restart")
+        #expect(try await second.register("fabric://default/r").value() == "after restart")
+        await cluster.stop(0)
+
+        try FileManager.default.removeItem(atPath: cluster.directories[0])
+        let wiped = try await cluster.start(0)
+        let fresh = try #require(await wiped.replicaID)
+        #expect(fresh != original)
+        #expect(try await wiped.counter("fabric://default/c").value() == 0)
+        await cluster.stopAll()
+    }
+}
