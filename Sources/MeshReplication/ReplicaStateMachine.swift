@@ -1178,29 +1178,8 @@ public struct ReplicaStateMachine: Sendable {
             domains[index].pendingPush = []
             domains[index].pendingExtras = VersionVector()
             // `V` at the last flush plus what was delivered outside links since: the start of a
-            // new link. Only a new link needs it, so it is computed on demand.
-            let previousFlush = domains[index].lastFlushVector
-            var computedBase: VersionVector?
-            func base() -> VersionVector {
-                if let computedBase { return computedBase }
-                let vector = previousFlush.merging(extras)
-                computedBase = vector
-                return vector
-            }
-            // Advance `lastFlushVector` to `V` by what changed since the last flush (every change
-            // of `V` is a pushed record or an extra), rather than copying `V`: a copy of an
-            // N-entry vector per replica per flush dominated large meshes.
-            domains[index].lastFlushVector.merge(extras)
-            for item in pending {
-                let origin = item.record.origin
-                if domains[index].lastFlushVector[origin] < item.record.lastSequence {
-                    domains[index].lastFlushVector[origin] = item.record.lastSequence
-                }
-            }
-            // Own writes advance `V` at once (an open group evicted at a tiny log cap is never pushed).
-            let own = domains[index].vector[replicaID]
-            if domains[index].lastFlushVector[replicaID] < own { domains[index].lastFlushVector[replicaID] = own }
-            assert(domains[index].lastFlushVector == domains[index].vector, "lastFlushVector drifted from V")
+            // new link. Only a new link needs it, so it is computed on first use.
+            var base: VersionVector?
             switch configuration.strategy {
             case .plumtree:
                 for peer in domains[index].outgoing.keys.sorted() where binarySearch(peer, in: eagerPeers) == nil {
@@ -1217,7 +1196,9 @@ public struct ReplicaStateMachine: Sendable {
                         // Small counters: a receiver holding a higher epoch from before a restart
                         // answers with a GRAFT whose minimumEpoch lifts the floor.
                         lastEpoch = max(lastEpoch + 1, epochFloor[peer] ?? 0)
-                        link = OutgoingLink(epoch: lastEpoch, dependencies: base())
+                        let start = base ?? domains[index].lastFlushVector.merging(extras)
+                        base = start
+                        link = OutgoingLink(epoch: lastEpoch, dependencies: start)
                     }
                     if !records.isEmpty {
                         let header = LinkHeader(
@@ -1228,13 +1209,30 @@ public struct ReplicaStateMachine: Sendable {
                     domains[index].outgoing[peer] = link
                 }
             case .classic:
-                guard !pending.isEmpty else { continue }
-                let records = pending.map(\.record)
-                let header = LinkHeader(epoch: 0, sequence: 0, dependencies: base().entries)
-                for peer in sample(from: peers, count: configuration.fanout).sorted() {
-                    appendBatches(records, domain: index, link: header, to: peer, into: &actions)
+                if !pending.isEmpty {
+                    let records = pending.map(\.record)
+                    let start = domains[index].lastFlushVector.merging(extras)
+                    let header = LinkHeader(epoch: 0, sequence: 0, dependencies: start.entries)
+                    for peer in sample(from: peers, count: configuration.fanout).sorted() {
+                        appendBatches(records, domain: index, link: header, to: peer, into: &actions)
+                    }
                 }
             }
+            // Advance `lastFlushVector` to `V` in place by what changed since the last flush (every
+            // change of `V` is a pushed record or an extra), rather than copying `V`: an N-entry
+            // copy per replica per flush. Nothing else holds the vector now, so no copy-on-write.
+            base = nil
+            domains[index].lastFlushVector.merge(extras)
+            for item in pending {
+                let origin = item.record.origin
+                if domains[index].lastFlushVector[origin] < item.record.lastSequence {
+                    domains[index].lastFlushVector[origin] = item.record.lastSequence
+                }
+            }
+            // Own writes advance `V` at once (an open group evicted at a tiny log cap is never pushed).
+            let own = domains[index].vector[replicaID]
+            if domains[index].lastFlushVector[replicaID] < own { domains[index].lastFlushVector[replicaID] = own }
+            assert(domains[index].lastFlushVector == domains[index].vector, "lastFlushVector drifted from V")
         }
     }
 
