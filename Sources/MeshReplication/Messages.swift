@@ -33,7 +33,8 @@ public final class DeltaRecord: Sendable, Equatable, CustomStringConvertible {
     /// The last sequence number covered (`>= firstSequence`).
     public let lastSequence: UInt64
     /// The greatest HLC timestamp of the last-writer-wins writes in the group (`.zero` when none:
-    /// only LWW values need their timestamp observed by receivers' clocks).
+    /// only LWW values need their timestamp observed by receivers' clocks). Encoded only when
+    /// it differs from the timestamp the LWW payloads carry (`impliedTimestamp(of:)`).
     public let timestamp: HLCTimestamp
     /// Whether the origin wants an acknowledgement (a write concern waits on it).
     public let requestsAcknowledgement: Bool
@@ -70,6 +71,26 @@ public final class DeltaRecord: Sendable, Equatable, CustomStringConvertible {
             requestsAcknowledgement: requestsAcknowledgement, updates: updates, to: &writer)
     }
 
+    /// The greatest timestamp the last-writer-wins payloads of `updates` carry (`.zero` when
+    /// none): what a record's timestamp is unless it says otherwise, so the wire does not carry
+    /// the timestamp twice (once in the record, once in the LWW delta).
+    static func impliedTimestamp(of updates: [KeyedDelta]) -> HLCTimestamp {
+        var latest = HLCTimestamp.zero
+        for update in updates {
+            switch update.value {
+            case .register(let register):
+                if let write = register.write, write.timestamp > latest { latest = write.timestamp }
+            case .map(let map):
+                for entries in map.dottedEntries.values {
+                    for entry in entries where entry.write.timestamp > latest { latest = entry.write.timestamp }
+                }
+            default:
+                break
+            }
+        }
+        return latest
+    }
+
     // origin firstSequence span flags [timestamp] updates(count (key value)*)
     static func encodeFields(
         origin: ReplicaID, firstSequence: UInt64, lastSequence: UInt64, timestamp: HLCTimestamp,
@@ -77,9 +98,10 @@ public final class DeltaRecord: Sendable, Equatable, CustomStringConvertible {
     ) {
         writer.writeVarint(origin.rawValue)
         writer.writeVarint(firstSequence)
-        // flags: bit 0 acknowledgement requested, bit 1 timestamp present (LWW writes only),
-        // bit 2 a group (span follows), bit 3 several keys (count follows).
-        let hasTimestamp = timestamp != .zero
+        // flags: bit 0 acknowledgement requested, bit 1 timestamp present (only when it is not
+        // the one the LWW payloads imply), bit 2 a group (span follows), bit 3 several keys
+        // (count follows).
+        let hasTimestamp = timestamp != impliedTimestamp(of: updates)
         let isGroup = lastSequence != firstSequence
         let hasSeveralKeys = updates.count != 1
         writer.writeByte(
@@ -108,11 +130,10 @@ public final class DeltaRecord: Sendable, Equatable, CustomStringConvertible {
         guard first >= 1, span < UInt64.max - first else {
             throw CodecError(.invalidValue, at: start, "sequence range starts at zero or overflows")
         }
-        var timestamp = HLCTimestamp.zero
+        var explicitTimestamp: (value: HLCTimestamp, offset: Int)?
         if flags & 2 != 0 {
             let offset = reader.offset
-            timestamp = try PayloadCodec.readTimestamp(from: &reader)
-            guard timestamp != .zero else { throw CodecError(.notCanonical, at: offset, "a present timestamp is zero") }
+            explicitTimestamp = (try PayloadCodec.readTimestamp(from: &reader), offset)
         }
         var count = 1
         if flags & 8 != 0 {
@@ -130,8 +151,12 @@ public final class DeltaRecord: Sendable, Equatable, CustomStringConvertible {
             }
             updates.append(KeyedDelta(key: key, value: try PayloadCodec.decode(from: &reader)))
         }
+        let implied = impliedTimestamp(of: updates)
+        if let explicitTimestamp, explicitTimestamp.value == implied {
+            throw CodecError(.notCanonical, at: explicitTimestamp.offset, "a present timestamp is the implied one")
+        }
         return DeltaRecord(
-            origin: origin, firstSequence: first, lastSequence: first + span, timestamp: timestamp,
+            origin: origin, firstSequence: first, lastSequence: first + span, timestamp: explicitTimestamp?.value ?? implied,
             requestsAcknowledgement: flags & 1 != 0, updates: updates)
     }
 

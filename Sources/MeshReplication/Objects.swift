@@ -64,31 +64,37 @@ public enum ObjectValue: Sendable, Equatable {
     /// Joins `other` into `self`; `false` (and no change) when the types differ.
     @discardableResult
     public mutating func merge(_ other: ObjectValue) -> Bool {
-        switch (self, other) {
-        case (.counter(var mine), .counter(let theirs)):
+        // Switch on `other` and take `self`'s payload out before merging, so the payload is
+        // uniquely referenced and merged in place (no tuple of copies of both values).
+        switch other {
+        case .counter(let theirs):
+            guard case .counter(var mine) = self else { return false }
             self = .flag(EWFlag())  // release the payload so the merge below is in place
             mine.merge(theirs)
             self = .counter(mine)
-        case (.set(var mine), .set(let theirs)):
+        case .set(let theirs):
+            guard case .set(var mine) = self else { return false }
             self = .flag(EWFlag())
             mine.merge(theirs)
             self = .set(mine)
-        case (.map(var mine), .map(let theirs)):
+        case .map(let theirs):
+            guard case .map(var mine) = self else { return false }
             self = .flag(EWFlag())
             mine.merge(theirs)
             self = .map(mine)
-        case (.register(var mine), .register(let theirs)):
+        case .register(let theirs):
+            guard case .register(var mine) = self else { return false }
             mine.merge(theirs)
             self = .register(mine)
-        case (.multiValueRegister(var mine), .multiValueRegister(let theirs)):
+        case .multiValueRegister(let theirs):
+            guard case .multiValueRegister(var mine) = self else { return false }
             self = .flag(EWFlag())
             mine.merge(theirs)
             self = .multiValueRegister(mine)
-        case (.flag(var mine), .flag(let theirs)):
+        case .flag(let theirs):
+            guard case .flag(var mine) = self else { return false }
             mine.merge(theirs)
             self = .flag(mine)
-        default:
-            return false
         }
         return true
     }
@@ -126,6 +132,22 @@ public enum WriteOperation: Sendable, Hashable {
         case .assign: .register
         case .assignMultiValue: .multiValueRegister
         case .enable, .disable: .flag
+        }
+    }
+
+    /// Whether applying the operation at `replica` would overflow a count or dot sequence of
+    /// `object` (reachable only through very long histories; remote input claiming this
+    /// replica's events is refused before it is merged).
+    func wouldOverflow(_ object: ObjectValue, at replica: ReplicaID) -> Bool {
+        switch (self, object) {
+        case (.increment(let amount), .counter(let value)):
+            return value.increments[replica].addingReportingOverflow(amount).overflow
+        case (.decrement(let amount), .counter(let value)):
+            return value.decrements[replica].addingReportingOverflow(amount).overflow
+        case (.insert, _), (.setField, _), (.assignMultiValue, _), (.enable, _):
+            return object.highestEvents(of: replica).first == UInt64.max
+        default:
+            return false
         }
     }
 
@@ -179,5 +201,34 @@ public enum WriteOperation: Sendable, Hashable {
         default:
             preconditionFailure("operation \(self) applied to \(object.type); the caller checks the type first")
         }
+    }
+}
+
+extension ObjectValue {
+    /// The highest events of `replica` the value claims: for counters its increment and
+    /// decrement counts, for the dotted types its highest dot (and zero), for registers zero
+    /// (they issue no dots).
+    ///
+    /// Only `replica` issues its own events, so a remote value claiming more of this
+    /// replica's events than its own object holds is forged; merging it would make the next
+    /// local write overflow the count or dot sequence (a trap), so it is refused.
+    func highestEvents(of replica: ReplicaID) -> (first: UInt64, second: UInt64) {
+        switch self {
+        case .counter(let counter): (counter.increments[replica], counter.decrements[replica])
+        case .set(let set): (set.context.highestEvent(of: replica), 0)
+        case .map(let map): (map.context.highestEvent(of: replica), 0)
+        case .register: (0, 0)
+        case .multiValueRegister(let register): (register.context.highestEvent(of: replica), 0)
+        case .flag(let flag): (flag.context.highestEvent(of: replica), 0)
+        }
+    }
+}
+
+extension CausalContext {
+    /// The highest dot counter of `replica` seen (vector entry or cloud dot).
+    func highestEvent(of replica: ReplicaID) -> UInt64 {
+        var highest = versionVector[replica]
+        for dot in dotCloud where dot.replica == replica { highest = max(highest, dot.counter) }
+        return highest
     }
 }

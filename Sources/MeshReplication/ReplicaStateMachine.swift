@@ -400,6 +400,12 @@ public struct ReplicaStateMachine: Sendable {
         if concern != .local && pendingWrites.count >= configuration.maximumPendingWrites {
             throw ReplicationError(.limitExceeded, "\(pendingWrites.count) writes already wait for their concern")
         }
+        if let existing = domains[index].objects[key], operation.wouldOverflow(existing, at: replicaID) {
+            throw ReplicationError(.limitExceeded, "\(domain)/\(key) has no events of this replica left to issue")
+        }
+        if domains[index].vector[replicaID] == UInt64.max {
+            throw ReplicationError(.limitExceeded, "domain \(domain) has no sequence numbers left for this replica")
+        }
         let timestamp = clock.now(physicalMilliseconds: now.milliseconds)
         var object = domains[index].objects.removeValue(forKey: key) ?? .bottom(of: operation.objectType)
         let delta = operation.apply(to: &object, at: replicaID, timestamp: timestamp)
@@ -407,8 +413,9 @@ public struct ReplicaStateMachine: Sendable {
         let sequence = domains[index].vector.increment(replicaID).counter
         let wantsAcknowledgement = concern != .local
         let update = KeyedDelta(key: key, value: delta)
-        let isLastWriterWins = operation.objectType == .map || operation.objectType == .register
-        let recordTimestamp = isLastWriterWins ? timestamp : HLCTimestamp.zero
+        // The record's timestamp is the one its LWW value carries (none for removes, counters,
+        // sets...): receivers' clocks observe it, and the wire need not repeat it.
+        let recordTimestamp = DeltaRecord.impliedTimestamp(of: [update])
 
         // The write as a delta of its own (also what it costs on the wire when not grouped).
         let single = DeltaRecord(
@@ -668,6 +675,8 @@ public struct ReplicaStateMachine: Sendable {
                 if domains[index].stalledLinks[peer] == nil { domains[index].stalledLinks[peer] = now }
                 return
             }
+            // Drop the table's reference first, so the insert below does not copy `pending`.
+            domains[index].incoming[peer] = nil
             incoming.pending[link.sequence] = batch
             domains[index].incoming[peer] = incoming
             if configuration.strategy == .plumtree, binarySearch(peer, in: eagerPeers) == nil,
@@ -706,14 +715,18 @@ public struct ReplicaStateMachine: Sendable {
         while progress {
             progress = false
             for peer in domains[index].incoming.keys.sorted() {
-                while let link = domains[index].incoming[peer], let batch = link.pending[link.expected] {
-                    guard dependenciesMet(batch.dependencies, in: index) else {
-                        for dependency in batch.dependencies where domains[index].vector[dependency.replica] < dependency.counter {
+                // No copy of the link is held while it is mutated: a held copy would make every
+                // removal copy the link's whole pending table (copy-on-write).
+                while let expected = domains[index].incoming[peer]?.expected,
+                    let dependencies = domains[index].incoming[peer]?.pending[expected]?.dependencies
+                {
+                    guard dependenciesMet(dependencies, in: index) else {
+                        for dependency in dependencies where domains[index].vector[dependency.replica] < dependency.counter {
                             noteMissing(domain: index, origin: dependency.replica, upTo: dependency.counter, peer: peer, now: now)
                         }
                         break
                     }
-                    domains[index].incoming[peer]?.pending[link.expected] = nil
+                    guard let batch = domains[index].incoming[peer]?.pending.removeValue(forKey: expected) else { break }
                     domains[index].incoming[peer]?.expected += 1
                     releaseBuffer(for: batch, domain: index)
                     progress = true
@@ -791,6 +804,10 @@ public struct ReplicaStateMachine: Sendable {
 
     private mutating func mergeUpdates(_ record: DeltaRecord, domain index: Int, into actions: inout [ReplicationAction]) {
         for update in record.updates {
+            if let problem = forgedClaim(update, domain: index) {
+                actions.append(.fail(ReplicationError(.invalidDelta, "\(record) \(problem); the update is ignored")))
+                continue
+            }
             // One hash lookup, merged in place (no copy of the object).
             let merged: Bool? = domains[index].objects[update.key]?.merge(update.value)
             switch merged {
@@ -806,6 +823,16 @@ public struct ReplicaStateMachine: Sendable {
                         )))
             }
         }
+    }
+
+    /// Why `update` (remote input) cannot be merged into this replica's state: it claims more
+    /// of this replica's own events (counts or dots) than this replica issued. `nil` when sound.
+    private func forgedClaim(_ update: KeyedDelta, domain index: Int) -> String? {
+        let claimed = update.value.highestEvents(of: replicaID)
+        guard claimed.first > 0 || claimed.second > 0 else { return nil }
+        let issued = domains[index].objects[update.key]?.highestEvents(of: replicaID) ?? (first: 0, second: 0)
+        guard claimed.first > issued.first || claimed.second > issued.second else { return nil }
+        return "claims events \(claimed) of this replica on \(update.key), which issued \(issued)"
     }
 
     private mutating func deliver(
@@ -916,10 +943,17 @@ public struct ReplicaStateMachine: Sendable {
         // peer writes after seeing it (a later join would reorder it behind such writes).
         closeOpenGroup(domain: index)
         var entries: [DeltaLog.Entry] = []
-        for mine in domains[index].vector.entries where mine.counter > theirs[mine.replica] {
-            switch domains[index].log.records(
-                of: mine.replica, after: theirs[mine.replica], upTo: mine.counter, deliveredBy: cutoff)
-            {
+        // Both vectors are sorted by replica: walk them together (a lookup per entry made a
+        // digest of N entries cost N log N at large N).
+        let theirEntries = theirs.entries
+        var other = 0
+        for mine in domains[index].vector.entries {
+            while other < theirEntries.count && theirEntries[other].replica < mine.replica { other += 1 }
+            let known =
+                other < theirEntries.count && theirEntries[other].replica == mine.replica
+                ? theirEntries[other].counter : 0
+            guard mine.counter > known else { continue }
+            switch domains[index].log.records(of: mine.replica, after: known, upTo: mine.counter, deliveredBy: cutoff) {
             case .records(let slice): entries.append(contentsOf: slice)
             case .compacted:
                 sendSnapshot(domain: index, to: peer, now: now, into: &actions)
@@ -1069,6 +1103,11 @@ public struct ReplicaStateMachine: Sendable {
         // Every chunk is here: merge the objects, then (only then) advance V.
         for position in 0..<current.total {
             for object in current.chunks[position] ?? [] {
+                if let problem = forgedClaim(object, domain: index) {
+                    actions.append(
+                        .fail(ReplicationError(.invalidDelta, "snapshot from \(peer) \(problem); the object is ignored")))
+                    continue
+                }
                 if var existing = domains[index].objects.removeValue(forKey: object.key) {
                     if !existing.merge(object.value) {
                         actions.append(
@@ -1155,10 +1194,11 @@ public struct ReplicaStateMachine: Sendable {
             closeOpenGroup(domain: index)
             let pending = domains[index].pendingPush
             let extras = domains[index].pendingExtras
-            let base = domains[index].lastFlushVector.merging(extras)
             domains[index].pendingPush = []
             domains[index].pendingExtras = VersionVector()
-            domains[index].lastFlushVector = domains[index].vector
+            // `V` at the last flush plus what was delivered outside links since: the start of a
+            // new link. Only a new link needs it, so it is computed on first use.
+            var base: VersionVector?
             switch configuration.strategy {
             case .plumtree:
                 for peer in domains[index].outgoing.keys.sorted() where binarySearch(peer, in: eagerPeers) == nil {
@@ -1175,7 +1215,9 @@ public struct ReplicaStateMachine: Sendable {
                         // Small counters: a receiver holding a higher epoch from before a restart
                         // answers with a GRAFT whose minimumEpoch lifts the floor.
                         lastEpoch = max(lastEpoch + 1, epochFloor[peer] ?? 0)
-                        link = OutgoingLink(epoch: lastEpoch, dependencies: base)
+                        let start = base ?? domains[index].lastFlushVector.merging(extras)
+                        base = start
+                        link = OutgoingLink(epoch: lastEpoch, dependencies: start)
                     }
                     if !records.isEmpty {
                         let header = LinkHeader(
@@ -1186,13 +1228,30 @@ public struct ReplicaStateMachine: Sendable {
                     domains[index].outgoing[peer] = link
                 }
             case .classic:
-                guard !pending.isEmpty else { continue }
-                let records = pending.map(\.record)
-                let header = LinkHeader(epoch: 0, sequence: 0, dependencies: base.entries)
-                for peer in sample(from: peers, count: configuration.fanout).sorted() {
-                    appendBatches(records, domain: index, link: header, to: peer, into: &actions)
+                if !pending.isEmpty {
+                    let records = pending.map(\.record)
+                    let start = domains[index].lastFlushVector.merging(extras)
+                    let header = LinkHeader(epoch: 0, sequence: 0, dependencies: start.entries)
+                    for peer in sample(from: peers, count: configuration.fanout).sorted() {
+                        appendBatches(records, domain: index, link: header, to: peer, into: &actions)
+                    }
                 }
             }
+            // Advance `lastFlushVector` to `V` in place by what changed since the last flush (every
+            // change of `V` is a pushed record or an extra), rather than copying `V`: an N-entry
+            // copy per replica per flush. Nothing else holds the vector now, so no copy-on-write.
+            base = nil
+            domains[index].lastFlushVector.merge(extras)
+            for item in pending {
+                let origin = item.record.origin
+                if domains[index].lastFlushVector[origin] < item.record.lastSequence {
+                    domains[index].lastFlushVector[origin] = item.record.lastSequence
+                }
+            }
+            // Own writes advance `V` at once (an open group evicted at a tiny log cap is never pushed).
+            let own = domains[index].vector[replicaID]
+            if domains[index].lastFlushVector[replicaID] < own { domains[index].lastFlushVector[replicaID] = own }
+            assert(domains[index].lastFlushVector == domains[index].vector, "lastFlushVector drifted from V")
         }
     }
 

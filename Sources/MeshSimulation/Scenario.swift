@@ -43,6 +43,9 @@ public struct Scenario: Sendable, Hashable {
     /// Median one-way latency (ms) and the heavy tail's shape (Pareto alpha).
     public var latencyMilliseconds: Double = 10
     public var latencyTailAlpha: Double = 1.5
+    /// Anti-entropy repairs skip records delivered within this many gossip intervals (they are
+    /// probably still on their way down the tree).
+    public var repairDelayIntervals: UInt64 = 3
     /// Rounds allowed after healing before the run is declared not converged.
     public var healIntervals: Int = 400
     /// Round-trip every message through its binary encoding (slower; proves the wire path).
@@ -81,7 +84,7 @@ public struct Scenario: Sendable, Hashable {
         configuration.maximumEagerPeers = max(configuration.maximumEagerPeers, 2 * configuration.fanout)
         configuration.gossipIntervalMilliseconds = intervalMilliseconds
         configuration.graftTimeoutMilliseconds = 2 * intervalMilliseconds
-        configuration.repairDelayMilliseconds = 3 * intervalMilliseconds
+        configuration.repairDelayMilliseconds = repairDelayIntervals * intervalMilliseconds
         return configuration
     }
 }

@@ -33,6 +33,8 @@ struct MeshSim: ParsableCommand {
     @Option(help: "Keys per domain (0: automatic).") var keys = 0
     @Option(name: .customLong("latency-ms"), help: "Median-ish one-way latency scale (Pareto tail), milliseconds.") var latencyMilliseconds = 10.0
     @Option(name: .customLong("flushes"), help: "Push flushes per gossip interval.") var flushes: UInt64 = 4
+    @Option(name: .customLong("repair-delay"), help: "Repairs skip records delivered within this many rounds.")
+    var repairDelay: UInt64 = 3
     @Option(name: .customLong("log-cap"), help: "Most deltas in each domain's log.") var logCap = 65_536
     @Option(name: .customLong("buffer-cap"), help: "Most deltas in each causal buffer.") var bufferCap = 4_096
     @Option(name: .customLong("write-concern"), help: "W for a fraction of writes (see --concern-fraction).") var writeConcern = 2
@@ -72,6 +74,7 @@ struct MeshSim: ParsableCommand {
         scenario.flushesPerInterval = flushes
         scenario.keysPerDomain = keys
         scenario.replication.maximumLogDeltas = logCap
+        scenario.repairDelayIntervals = repairDelay
         scenario.replication.maximumBufferedDeltas = bufferCap
         scenario.writeConcernReplicas = writeConcern
         scenario.writeConcernFraction = concernFraction

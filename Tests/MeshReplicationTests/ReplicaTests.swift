@@ -309,6 +309,31 @@ struct CausalDeliveryTests {
         #expect(reader.vector(of: "d")?[b] == 0)
     }
 
+    @Test("a delta whose CRDT payload claims this replica's events at UInt64.max is refused, and the next local write still works")
+    func forgedOwnEventAtEndOfTime() throws {
+        var target = replica(a)
+        let forgedSet = try #require(
+            ORSet<String>(entries: [:], context: CausalContext(VersionVector([(a, UInt64.max)]))))
+        let forgedCounter = PNCounter(increments: GCounter(counts: [(a, UInt64.max)]), decrements: GCounter())
+        let record = DeltaRecord(
+            origin: b, firstSequence: 1, lastSequence: 1, timestamp: .zero, requestsAcknowledgement: false,
+            updates: [KeyedDelta(key: "c", value: .counter(forgedCounter)), KeyedDelta(key: "s", value: .set(forgedSet))])
+        let actions = target.receive(push([record]), from: b, now: t0)
+        #expect(failures(actions).map(\.code) == [.invalidDelta, .invalidDelta])
+        #expect(target.vector(of: "d")?[b] == 1)
+        #expect(target.value(of: "s", in: "d") == nil && target.value(of: "c", in: "d") == nil)
+        // Before the fix these writes trapped in VersionVector.increment / the counter's addition.
+        _ = try target.write(.insert("x"), to: "s", in: "d", now: t0)
+        _ = try target.write(.increment(1), to: "c", in: "d", now: t0)
+        #expect(target.value(of: "c", in: "d") == .counter(PNCounter(increments: GCounter(counts: [(a, UInt64(1))]), decrements: GCounter())))
+        // A legitimate remote delta mentioning this replica's issued events is still merged.
+        var other = replica(b)
+        _ = try other.write(.insert("y"), to: "s", in: "d", now: t0)
+        let pushed = pushedRecords(other.tick(now: t0))
+        _ = try target.write(.remove("x"), to: "s", in: "d", now: t0)
+        #expect(failures(target.receive(push(pushed, sequence: 0, epoch: 2), from: b, now: t0)).isEmpty)
+    }
+
     @Test("a remote delta writing another type to a key is reported and ignored, the vector still advances")
     func remoteTypeConflict() throws {
         var left = replica(a)

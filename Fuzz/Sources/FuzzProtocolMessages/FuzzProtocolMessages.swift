@@ -8,7 +8,8 @@ import MeshReplication
 /// Frames: `peer:u8 mode:u8 length:u8 bytes[length]`. Mode bit 0 clear: the bytes are
 /// handed over raw. Set: a valid message made by a real peer is encoded and the frame's
 /// bytes overwrite some of its bytes (position, value pairs), so mutations reach deep
-/// into the decoder and the state machine. Mode bit 1 ticks the replica afterwards.
+/// into the decoder and the state machine. Mode bit 1 ticks the replica afterwards. Every
+/// frame is followed by a local write to a key the frame's peer byte picks.
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzTestOneInput(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     let bytes = Array(UnsafeBufferPointer(start: data, count: size))
@@ -45,7 +46,8 @@ public func fuzzTestOneInput(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt 
 
     var position = 0
     while position + 3 <= bytes.count {
-        let sender = ReplicaID(UInt64(2 + bytes[position] % 5))  // 2…6: one unknown peer too
+        let peerByte = bytes[position]
+        let sender = ReplicaID(UInt64(2 + peerByte % 5))  // 2…6: one unknown peer too
         let mode = bytes[position + 1]
         let length = Int(bytes[position + 2])
         position += 3
@@ -65,6 +67,16 @@ public func fuzzTestOneInput(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt 
         now = now.advanced(by: 7)
         _ = replica.receive(message, from: sender, now: now)
         if mode & 2 != 0 { _ = replica.tick(now: now.advanced(by: 500)) }
+        // A local write after every frame: whatever a peer sent (a forged count or dot of this
+        // replica included) may be refused with a typed error, never make a later write trap.
+        let (key, domain, operation): (String, String, WriteOperation) =
+            switch peerByte / 5 % 4 {
+            case 0: ("c", "d", .increment(1))
+            case 1: ("s", "d", .insert("y"))
+            case 2: ("m", "e", .setField("f", "w"))
+            default: ("r", "d", .assign("z"))
+            }
+        _ = try? replica.write(operation, to: key, in: domain, now: now)
         if let problem = replica.invariantViolation() {
             fatalError("state corrupted: \(problem)")
         }
