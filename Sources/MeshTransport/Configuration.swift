@@ -59,11 +59,18 @@ public struct InboundMessage: Sendable {
 
 /// A change of the set of peers with an established session, as published on `MeshTransport.events`.
 ///
-/// Per peer the events alternate, starting with `sessionEstablished`: a peer is connected from its
-/// `sessionEstablished` until its `sessionClosed`. A duplicate session (simultaneous dials, or a redial
-/// while a session is up) that wins the resolution takes over from the old one without any event; one that
-/// loses is closed without any event; so the node never sees a closed/established pair for a peer that
-/// stayed connected.
+/// Per peer the events alternate, starting with `sessionEstablished`: a peer is connected (in
+/// `connectedPeers`, reachable by `send`) from its `sessionEstablished` until its `sessionClosed`.
+///
+/// Duplicate sessions (simultaneous dials, or a redial while a session is up) produce no event: a duplicate
+/// that wins the resolution takes over from the old session silently, and the loser is closed silently. The
+/// loser is closed by the node that initiated the winner, once it holds the winner (after the key
+/// confirmation, when the other node holds it too); the other node keeps the loser open until then (at
+/// most `handshakeTimeout`), still delivering what arrives on it. So neither node is left without a session
+/// in between, and no closed/established pair is published for a peer that stayed connected.
+///
+/// A pair is published only when the peer really had no session for a while: its connection closed or
+/// failed (or `disconnect(_:)` was called) and a later dial established a new one.
 public enum TransportEvent: Sendable {
     /// `peer` had no established session and now has one: `send(_:to:)` to it works.
     case sessionEstablished(NodeID)

@@ -14,6 +14,7 @@ import NIOCore
 ///
 /// ### Invariants
 /// - `pending` holds the start of at most one incomplete frame and never more than was received.
+/// - `spare` is at most one frame's buffer (4 + `maxFrameByteCount` bytes), kept while the connection lives.
 /// - After an error nothing more is emitted.
 final class LengthPrefixFrameHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
@@ -23,6 +24,10 @@ final class LengthPrefixFrameHandler: ChannelInboundHandler {
     /// The start of an incomplete frame, prefix included: a slice of the read it came in while nothing else
     /// has been joined to it, then a buffer of its own.
     private var pending: ByteBuffer?
+    /// The buffer of the last joined frame, kept for the next join once the frame has been handled (opening
+    /// is synchronous, so it is then uniquely ours again): a session streaming large frames reuses one
+    /// buffer of at most one frame instead of allocating (and page-faulting) one per spanning frame.
+    private var spare: ByteBuffer?
     private var isStopped = false
 
     init(maxFrameByteCount: Int) {
@@ -38,11 +43,15 @@ final class LengthPrefixFrameHandler: ChannelInboundHandler {
         do {
             if var partial = pending {
                 pending = nil
-                guard let frame = try complete(&partial, from: &incoming, allocator: context.channel.allocator) else {
+                guard var frame = try complete(&partial, from: &incoming, allocator: context.channel.allocator) else {
                     pending = partial  // still incomplete; `incoming` is used up
                     return
                 }
                 context.fireChannelRead(wrapInboundOut(frame))
+                if frame.readerIndex == FrameFormat.lengthPrefixByteCount {  // a joined buffer, not a read's slice
+                    frame.clear()
+                    spare = frame
+                }
             }
             while !isStopped, let frame = try nextFrame(from: &incoming) {
                 context.fireChannelRead(wrapInboundOut(frame))
@@ -107,7 +116,14 @@ final class LengthPrefixFrameHandler: ChannelInboundHandler {
         if partial.readerIndex != 0 || partial.writableBytes < part.readableBytes {
             let needed = partial.readableBytes + part.readableBytes
             let capacity = max(needed, min(2 * partial.readableBytes, FrameFormat.lengthPrefixByteCount + maxFrameByteCount))
-            var owned = allocator.buffer(capacity: capacity)
+            var owned: ByteBuffer
+            if var reused = spare, reused.capacity >= capacity {
+                spare = nil
+                reused.clear()
+                owned = reused
+            } else {
+                owned = allocator.buffer(capacity: capacity)
+            }
             owned.writeBuffer(&partial)
             partial = owned
         }

@@ -8,13 +8,23 @@ protocol ConnectionObserver: Sendable {
     func connectionFailed(_ error: SecurityError, duringHandshake: Bool, remote: SocketAddress?, peer: NodeID?)
     /// The handshake slot taken at accept time is free again (called once per accepted connection).
     func handshakeEnded()
-    /// A session is up; returns its session number, or nil when the connection lost simultaneous-dial
-    /// resolution and must close.
-    func sessionEstablished(peer: NodeID, initiator: NodeID, channel: any Channel) -> Int?
+    /// A session is up; says whether it is the peer's active one, a duplicate kept open until the peer
+    /// closes it, or a duplicate to close now.
+    func sessionEstablished(peer: NodeID, initiator: NodeID, channel: any Channel) -> SessionAdmission
     /// A kept session's channel closed: `reason` is nil for an orderly close, else why it failed.
     func sessionClosed(peer: NodeID, session: Int, channel: any Channel, reason: SecurityError?)
     /// An authenticated message arrived on session number `session` (on the channel's event loop).
     func deliver(peer: NodeID, message: [UInt8], session: Int, channel: any Channel)
+}
+
+/// What becomes of a session that completed its handshake (duplicate resolution, see `MeshTransport`).
+enum SessionAdmission: Equatable, Sendable {
+    /// The peer's active session, with its session number.
+    case active(Int)
+    /// A duplicate that lost; it stays open and delivers until the peer (the winner's initiator) closes it.
+    case standby(Int)
+    /// A duplicate that lost and is closed at once (or the transport is shutting down).
+    case rejected
 }
 
 /// Fired down the pipeline when the handshake completes.
@@ -111,10 +121,11 @@ final class HandshakeHandler: ChannelInboundHandler, RemovableChannelHandler {
         try context.pipeline.syncOperations.addHandler(sessionHandler, position: .after(self))
         let initiator = machine.role == .initiator ? localID : session.peer
         if let observer {
-            if let number = observer.sessionEstablished(peer: session.peer, initiator: initiator, channel: context.channel) {
+            switch observer.sessionEstablished(peer: session.peer, initiator: initiator, channel: context.channel) {
+            case .active(let number), .standby(let number):
                 sessionHandler.sessionNumber = number
                 context.fireUserInboundEventTriggered(SessionEstablishedEvent(peer: session.peer))
-            } else {
+            case .rejected:
                 sessionHandler.markClosedQuietly()
                 context.close(promise: nil)
             }

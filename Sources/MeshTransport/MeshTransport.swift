@@ -16,8 +16,10 @@ import Synchronization
 /// with a `reason` dimension.
 ///
 /// Simultaneous dials: when two sessions to one peer exist, both nodes keep the one whose initiator has
-/// the lower node ID (or, with the same initiator, the newer one) and close the other with
-/// `.duplicateSession`; both sides evaluate the same rule, so they agree without talking.
+/// the lower node ID (or, with the same initiator, the newer one) and count the other as
+/// `.duplicateSession`; both sides evaluate the same rule, so they agree without talking. The loser is
+/// closed by the winner's initiator once it holds the winner (the other node keeps it open meanwhile, at
+/// most `handshakeTimeout`), so neither node is left without a session in between (see `TransportEvent`).
 public final class MeshTransport: Sendable {
     /// This node's identity.
     public let identity: NodeIdentity
@@ -463,36 +465,50 @@ final class TransportCore: ConnectionObserver, Sendable {
         state.withLock { $0.gate.finish() }
     }
 
-    func sessionEstablished(peer: NodeID, initiator: NodeID, channel: any Channel) -> Int? {
-        let (number, loser) = state.withLock { state -> (Int?, (any Channel)?) in
+    func sessionEstablished(peer: NodeID, initiator: NodeID, channel: any Channel) -> SessionAdmission {
+        let localID = identity.nodeID
+        let (admission, loser) = state.withLock { state -> (SessionAdmission, (channel: any Channel, now: Bool)?) in
             state.sequence += 1
             let entry = SessionEntry(channel: channel, initiator: initiator, sequence: state.sequence)
-            guard !state.isShutDown else { return (nil, nil) }
+            guard !state.isShutDown else { return (.rejected, nil) }
             guard let existing = state.sessions[peer] else {
                 state.sessions[peer] = entry
                 state.inboundQueues[entry.sequence] = InboundQueue(channel: channel)
                 publish(.sessionEstablished(peer))
-                return (entry.sequence, nil)
+                return (.active(entry.sequence), nil)
             }
             // Deterministic on both sides: the lower initiator ID wins; same initiator: the newer wins.
             let newWins = initiator == existing.initiator ? true : initiator < existing.initiator
+            // The loser is closed by the node that initiated the winner: it holds the winner only after the
+            // key confirmation, so the responder holds it already, and neither node is ever left without a
+            // session (which would publish a closed/established pair). The responder of the winner keeps
+            // the loser open (still delivering) until the peer closes it, at most `handshakeTimeout`.
             if newWins {
                 // The peer stays connected across the takeover: no event (see `TransportEvent`).
                 state.sessions[peer] = entry
                 state.inboundQueues[entry.sequence] = InboundQueue(channel: channel)
-                return (entry.sequence, existing.channel)
+                return (.active(entry.sequence), (existing.channel, initiator == localID))
             }
-            return (nil, nil)
+            if existing.initiator == localID { return (.rejected, nil) }
+            state.inboundQueues[entry.sequence] = InboundQueue(channel: channel)
+            return (.standby(entry.sequence), (channel, false))
         }
-        if let loser { loser.close(promise: nil) }
-        let keep = number != nil
-        if keep {
+        if let loser {
+            if loser.now {
+                loser.channel.close(promise: nil)
+            } else {
+                let grace = TimeAmount.nanoseconds(configuration.limits.handshakeTimeout.nanosecondCount)
+                loser.channel.eventLoop.scheduleTask(in: grace) { loser.channel.close(promise: nil) }
+            }
+        }
+        switch admission {
+        case .active:
             logger.info("session established", metadata: ["peer": "\(peer)", "initiator": "\(initiator)"])
-        } else {
+        case .standby, .rejected:
             counters.increment(.duplicateSession)
             logger.info("duplicate session closed", metadata: ["peer": "\(peer)"])
         }
-        return number
+        return admission
     }
 
     func sessionClosed(peer: NodeID, session: Int, channel: any Channel, reason: SecurityError?) {
