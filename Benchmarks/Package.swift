@@ -36,10 +36,18 @@ let package = Package(
             swiftSettings: [.swiftLanguageMode(.v6), .treatAllWarnings(as: .error)],
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
         ),
-        // Handshakes, seal/open and encrypted loopback TCP throughput.
+        // libsodium itself, for the raw AEAD baseline measured in the same suite run.
+        .systemLibrary(
+            name: "CSodiumBench",
+            path: "Sources/CSodiumBench",
+            pkgConfig: "libsodium",
+            providers: [.apt(["libsodium-dev"])]
+        ),
+        // Handshakes, seal/open and encrypted loopback TCP throughput, and raw libsodium AEAD beside them.
         .executableTarget(
             name: "TransportBenchmarks",
             dependencies: [
+                "CSodiumBench",
                 .product(name: "Benchmark", package: "benchmark"),
                 .product(name: "MeshSecurity", package: "StateMesh"),
                 .product(name: "MeshTransport", package: "StateMesh"),

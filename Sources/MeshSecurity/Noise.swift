@@ -149,16 +149,20 @@ public struct NoiseCipherState: Sendable {
     public mutating func encrypt(associatedData: [UInt8], plaintext: [UInt8]) throws -> [UInt8] {
         guard let key else { return plaintext }
         guard nonce != Noise.maxNonce else { throw SecurityError(.nonceExhausted, "Noise nonce exhausted") }
-        var output = [UInt8](repeating: 0, count: plaintext.count + Sodium.aeadTagByteCount)
         let counter = nonce
-        try key.withUnsafeBytes { (k) in
-            try associatedData.withUnsafeBytes { (ad) in
-                try plaintext.withUnsafeBytes { (p) in
-                    try output.withUnsafeMutableBytes { (o) in
-                        try Sodium.aeadEncrypt(key: k, counter: counter, associatedData: ad, plaintext: p, output: o)
+        let outputCount = plaintext.count + Sodium.aeadTagByteCount
+        // The AEAD writes every output byte: no zero-filling first.
+        let output = try [UInt8](unsafeUninitializedCapacity: outputCount) { (buffer, count) in
+            try key.withUnsafeBytes { (k) in
+                try associatedData.withUnsafeBytes { (ad) in
+                    try plaintext.withUnsafeBytes { (p) in
+                        try Sodium.aeadEncrypt(
+                            key: k, counter: counter, associatedData: ad, plaintext: p,
+                            output: UnsafeMutableRawBufferPointer(buffer))
                     }
                 }
             }
+            count = outputCount
         }
         nonce += 1
         return output

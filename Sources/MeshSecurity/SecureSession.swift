@@ -61,7 +61,10 @@ public struct SecureSession: Sendable {
     private var limits: SecurityLimits
     private var framesSinceRekey: UInt64 = 0
     private var keyCreated: ContinuousClock.Instant
+    /// Storage of the message being reassembled: bytes `0..<reassembledByteCount` hold the fragments opened
+    /// so far; the rest is room for later fragments (grown geometrically, never past `maxMessageByteCount`).
     private var reassembly: [UInt8] = []
+    private var reassembledByteCount = 0
     private var isReassembling = false
     /// Rekeys performed by each direction (for tests and metrics).
     public private(set) var sendRekeyCount = 0
@@ -128,20 +131,22 @@ public struct SecureSession: Sendable {
         guard message.count <= limits.maxMessageByteCount else {
             throw SecurityError(.messageTooLarge, "message of \(message.count) bytes over the cap")
         }
-        var output = [UInt8](repeating: 0, count: sealedByteCount(messageByteCount: message.count))
-        _ = try message.withUnsafeBytes { (m) in
-            try output.withUnsafeMutableBytes { (o) in try seal(m, into: o, now: now) }
+        let total = sealedByteCount(messageByteCount: message.count)
+        // Every byte of the output is written by `seal` (headers, ciphertext, tags): no zero-filling first.
+        return try [UInt8](unsafeUninitializedCapacity: total) { (buffer, count) in
+            let written = try message.withUnsafeBytes { (m) in try seal(m, into: UnsafeMutableRawBufferPointer(buffer), now: now) }
+            count = written
         }
-        return output
     }
 
     /// The responder's key-confirmation frame (wire bytes).
     mutating func sealConfirmation(now: ContinuousClock.Instant) throws -> [UInt8] {
-        var output = [UInt8](repeating: 0, count: FrameFormat.frameOverheadByteCount)
-        try output.withUnsafeMutableBytes { (o) in
-            try sealFrame(UnsafeRawBufferPointer(start: nil, count: 0), flags: .confirmation, into: o, now: now)
+        try [UInt8](unsafeUninitializedCapacity: FrameFormat.frameOverheadByteCount) { (buffer, count) in
+            try sealFrame(
+                UnsafeRawBufferPointer(start: nil, count: 0), flags: .confirmation,
+                into: UnsafeMutableRawBufferPointer(buffer), now: now)
+            count = FrameFormat.frameOverheadByteCount
         }
-        return output
     }
 
     mutating func sealFrame(
@@ -180,27 +185,84 @@ public struct SecureSession: Sendable {
     /// `.frameTooLarge`, `.replayedFrame` / `.reorderedFrame` (counter not the expected one),
     /// `.decryptFailed` (tag did not verify), `.malformedFrame` (unknown or misplaced flags),
     /// `.messageTooLarge` (reassembly over the cap).
+    ///
+    /// Copies: a single-frame message is decrypted straight from `body` into the returned array; each
+    /// further fragment of a multi-frame message is decrypted straight into the reassembly storage, which
+    /// grows geometrically up to `maxMessageByteCount`. No intermediate plaintext array exists.
     public mutating func open(_ body: UnsafeRawBufferPointer) throws -> [UInt8]? {
-        let (flags, payload) = try openFrame(body)
-        guard !flags.contains(.confirmation) else {
-            throw SecurityError(.malformedFrame, "confirmation frame after the session was established")
-        }
-        if !isReassembling && !flags.contains(.moreFragments) { return payload }
-        guard reassembly.count + payload.count <= limits.maxMessageByteCount else {
-            throw SecurityError(.messageTooLarge, "reassembled message over \(limits.maxMessageByteCount) bytes")
-        }
-        if reassembly.isEmpty {
-            reassembly = payload  // no copy for the first fragment
-        } else {
-            reassembly.append(contentsOf: payload)
-        }
-        if flags.contains(.moreFragments) {
+        guard isReassembling else {
+            // A full frame is usually the first fragment of a longer message (a sender fills frames), so its
+            // array gets `fragmentSlackByteCount` bytes of room: a message just over one frame (64 KiB is
+            // 65,511 + 25 bytes) is then reassembled with no copy and no reallocation. The room is sized from
+            // the frame length (bounded by the frame cap), never from anything the frame claims.
+            let payloadCount = body.count - FrameFormat.minimumTransportBodyByteCount
+            let room = payloadCount == maxPayloadPerFrame ? min(Self.fragmentSlackByteCount, limits.maxMessageByteCount - payloadCount) : 0
+            var (flags, payload) = try openFrame(body, room: max(0, room))
+            guard !flags.contains(.confirmation) else {
+                throw SecurityError(.malformedFrame, "confirmation frame after the session was established")
+            }
+            guard flags.contains(.moreFragments) else {
+                if payload.count > payloadCount { payload.removeLast(payload.count - payloadCount) }
+                return payload
+            }
+            guard payloadCount <= limits.maxMessageByteCount else {
+                throw SecurityError(.messageTooLarge, "reassembled message over \(limits.maxMessageByteCount) bytes")
+            }
+            reassembly = payload  // no copy: the first fragment's array becomes the reassembly storage
+            reassembledByteCount = payloadCount
             isReassembling = true
             return nil
         }
+        let payloadCount = body.count - FrameFormat.minimumTransportBodyByteCount
+        let needed = reassembledByteCount + max(0, payloadCount)
+        guard payloadCount >= 0, body.count <= limits.maxFrameByteCount, needed <= limits.maxMessageByteCount else {
+            // Malformed sizes or over the message cap: authenticate into a scratch array first, so the close
+            // reason is the frame's own defect (truncated, oversized, forged, replayed) when it has one.
+            let (flags, _) = try openFrame(body)
+            guard !flags.contains(.confirmation) else {
+                throw SecurityError(.malformedFrame, "confirmation frame after the session was established")
+            }
+            throw SecurityError(.messageTooLarge, "reassembled message over \(limits.maxMessageByteCount) bytes")
+        }
+        reserveReassembly(byteCount: needed)
+        let start = reassembledByteCount
+        // Moved out while `openFrame` mutates `self` (exclusive access), and back: the storage stays unique.
+        var storage: [UInt8] = []
+        swap(&storage, &reassembly)
+        defer { swap(&storage, &reassembly) }
+        let flags = try storage.withUnsafeMutableBytes { (bytes) in
+            try openFrame(body, into: UnsafeMutableRawBufferPointer(rebasing: bytes[start..<needed]))
+        }
+        // Authenticated from here on; bytes past `reassembledByteCount` were never exposed.
+        guard !flags.contains(.confirmation) else {
+            throw SecurityError(.malformedFrame, "confirmation frame after the session was established")
+        }
+        reassembledByteCount = needed
+        if flags.contains(.moreFragments) { return nil }
         isReassembling = false
-        defer { reassembly = [] }
-        return reassembly
+        var message: [UInt8] = []
+        swap(&message, &storage)  // `storage` (now empty) goes back into `reassembly` on return
+        message.removeLast(message.count - reassembledByteCount)  // keeps the storage, drops the unused room
+        reassembledByteCount = 0
+        return message
+    }
+
+    /// Makes `reassembly` hold at least `byteCount` bytes, keeping its first `reassembledByteCount`; grows
+    /// geometrically (amortised linear copying for long messages) but never past `maxMessageByteCount`.
+    private mutating func reserveReassembly(byteCount: Int) {
+        guard reassembly.count < byteCount else { return }
+        let size = min(limits.maxMessageByteCount, max(byteCount, reassembly.count * 2))
+        let kept = reassembledByteCount
+        reassembly = reassembly.withUnsafeBytes { (old) in
+            [UInt8](unsafeUninitializedCapacity: size) { (buffer, count) in
+                let raw = UnsafeMutableRawBufferPointer(buffer)
+                if kept > 0 { raw.copyMemory(from: UnsafeRawBufferPointer(rebasing: old[0..<kept])) }
+                // The room past `kept` is not zero-filled: `UInt8` has no invalid values, the decryption of a
+                // later fragment writes a region before anything reads it, and whatever is not written is
+                // trimmed off before the message is returned (or dropped with the failed session).
+                count = size
+            }
+        }
     }
 
     /// Opens a frame body given as an array (convenience over `open(_:)` with a raw buffer).
@@ -216,14 +278,32 @@ public struct SecureSession: Sendable {
         }
     }
 
-    private mutating func openFrame(_ body: UnsafeRawBufferPointer) throws -> (FrameFlags, [UInt8]) {
+    /// Room left after a full frame's payload for the rest of a message just over one frame.
+    static let fragmentSlackByteCount = 4096
+
+    /// Opens one frame into a new array of its payload size plus `room` bytes (no zero-filling: the
+    /// decryption writes the payload, the array is only returned when the tag verified, and the room, never
+    /// read, is either written by a later fragment or trimmed off; `UInt8` has no invalid values).
+    private mutating func openFrame(_ body: UnsafeRawBufferPointer, room: Int = 0) throws -> (FrameFlags, [UInt8]) {
+        let payloadCount = try checkFrame(body)
+        var flags = FrameFlags()
+        let plaintext = try [UInt8](unsafeUninitializedCapacity: payloadCount + room) { (buffer, count) in
+            flags = try openFrame(
+                body, into: UnsafeMutableRawBufferPointer(rebasing: UnsafeMutableRawBufferPointer(buffer)[0..<payloadCount]))
+            count = payloadCount + room
+        }
+        return (flags, plaintext)
+    }
+
+    /// The checks that need no key: size bounds and the counter. Returns the payload byte count.
+    private func checkFrame(_ body: UnsafeRawBufferPointer) throws -> Int {
         guard body.count >= FrameFormat.minimumTransportBodyByteCount else {
             throw SecurityError(.truncatedFrame, "frame body of \(body.count) bytes is shorter than header and tag")
         }
         guard body.count <= limits.maxFrameByteCount else {
             throw SecurityError(.frameTooLarge, "frame body of \(body.count) bytes over the cap")
         }
-        guard let key = receiver.key else { throw SecurityError(.invalidArgument, "session without a receive key") }
+        guard receiver.key != nil else { throw SecurityError(.invalidArgument, "session without a receive key") }
         let expected = receiver.nonce
         let counter = UInt64(littleEndian: body.loadUnaligned(fromByteOffset: 0, as: UInt64.self))
         guard counter == expected else {
@@ -233,30 +313,31 @@ public struct SecureSession: Sendable {
             throw SecurityError(.reorderedFrame, "frame counter \(counter), expected \(expected)")
         }
         guard expected != Noise.maxNonce else { throw SecurityError(.nonceExhausted, "receive counter exhausted") }
-        // Associated data: the length prefix as sent, then counter and flags (13 bytes).
-        let payloadCount = body.count - FrameFormat.minimumTransportBodyByteCount
-        // 13 bytes of AD in a 16-byte stack buffer (no heap allocation per frame).
+        return body.count - FrameFormat.minimumTransportBodyByteCount
+    }
+
+    /// Authenticates one frame body and decrypts its payload into `output` (exactly the payload size);
+    /// advances the receive counter and applies a rekey only after the tag verified. On a throw, `output`
+    /// holds no plaintext of this frame that the caller may use.
+    private mutating func openFrame(_ body: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer)
+        throws -> FrameFlags
+    {
+        let payloadCount = try checkFrame(body)
+        guard output.count == payloadCount, let key = receiver.key else {
+            throw SecurityError(.invalidArgument, "open output of \(output.count) bytes for a \(payloadCount)-byte payload")
+        }
+        let counter = receiver.nonce
+        // Associated data: the length prefix as sent, then counter and flags (13 bytes), in a 16-byte stack
+        // buffer (no heap allocation per frame).
         var adStorage: (UInt64, UInt64) = (0, 0)
-        var verified = false
-        var plaintext = [UInt8]()
-        try withUnsafeMutableBytes(of: &adStorage) { adBytes in
+        let verified = try withUnsafeMutableBytes(of: &adStorage) { (adBytes) in
             adBytes.storeBytes(of: UInt32(body.count).bigEndian, toByteOffset: 0, as: UInt32.self)
             adBytes.baseAddress!.advanced(by: 4).copyMemory(from: body.baseAddress!, byteCount: FrameFormat.headerByteCount)
             let associatedData = UnsafeRawBufferPointer(rebasing: adBytes[0..<13])
-            try key.withUnsafeBytes { k in
-                var failure: (any Error)?
-                plaintext = [UInt8](unsafeUninitializedCapacity: payloadCount) { buffer, count in
-                    do {
-                        verified = try Sodium.aeadDecrypt(
-                            key: k, counter: expected, associatedData: associatedData,
-                            ciphertext: UnsafeRawBufferPointer(rebasing: body[FrameFormat.headerByteCount...]),
-                            output: UnsafeMutableRawBufferPointer(buffer))
-                    } catch {
-                        failure = error
-                    }
-                    count = verified ? payloadCount : 0
-                }
-                if let failure { throw failure }
+            return try key.withUnsafeBytes { (k) in
+                try Sodium.aeadDecrypt(
+                    key: k, counter: counter, associatedData: associatedData,
+                    ciphertext: UnsafeRawBufferPointer(rebasing: body[FrameFormat.headerByteCount...]), output: output)
             }
         }
         guard verified else { throw SecurityError(.decryptFailed, "frame \(counter) failed authentication") }
@@ -269,7 +350,7 @@ public struct SecureSession: Sendable {
             try receiver.rekey()
             receiveRekeyCount += 1
         }
-        return (flags, plaintext)
+        return flags
     }
 }
 
@@ -328,6 +409,21 @@ public struct FrameDecoder: Sendable {
         let start = readIndex + FrameFormat.lengthPrefixByteCount
         readIndex = start + length
         return Array(buffer[start..<readIndex])
+    }
+
+    /// The next complete frame body lent in place to `body` (no copy; the pointer is valid only inside the
+    /// closure), or nil if more bytes are needed. The frame counts as taken even when `body` throws.
+    ///
+    /// Throws `.frameTooLarge` for a length over the cap and `.truncatedFrame` for a zero length.
+    public mutating func withNextFrame<Result>(_ body: (UnsafeRawBufferPointer) throws -> Result) throws -> Result? {
+        guard bufferedByteCount >= FrameFormat.lengthPrefixByteCount else { return nil }
+        let length = Int(buffer[readIndex]) << 24 | Int(buffer[readIndex + 1]) << 16
+            | Int(buffer[readIndex + 2]) << 8 | Int(buffer[readIndex + 3])
+        try Self.check(length: length, maxFrameByteCount: maxFrameByteCount)
+        guard bufferedByteCount >= FrameFormat.lengthPrefixByteCount + length else { return nil }
+        let start = readIndex + FrameFormat.lengthPrefixByteCount
+        readIndex = start + length
+        return try buffer.withUnsafeBytes { (bytes) in try body(UnsafeRawBufferPointer(rebasing: bytes[start..<start + length])) }
     }
 
     /// Checks a claimed body length: `.frameTooLarge` above the cap, `.truncatedFrame` for zero.

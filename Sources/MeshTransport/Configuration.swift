@@ -14,10 +14,20 @@ public struct MeshTransportConfiguration: Sendable {
     public var reconnectMaxDelay: Duration = .seconds(5)
     /// TCP connect timeout of the dialer. Default 5 s.
     public var connectTimeout: Duration = .seconds(5)
-    /// Messages buffered in `inbound` while the consumer is behind; beyond it, newly arriving messages are
-    /// dropped and counted as `inboundOverflow` (gossip anti-entropy repairs them). Memory bound:
-    /// `inboundBufferLimit * limits.maxMessageByteCount`. Default 4,096.
+    /// High-water mark, in messages, of one peer's messages waiting in `inbound`: when a session reaches it
+    /// (or `inboundHighWaterByteCount`), the transport stops reading that peer's socket, so TCP flow control
+    /// pushes back on the sender; reading resumes once the consumer has taken the queue down to half of both
+    /// marks. Nothing is dropped. Default 4,096.
+    ///
+    /// Memory bound per peer: the marks plus what one socket read burst had already decoded when reading
+    /// paused (at most `maxMessagesPerRead` (16) reads of up to 64 KiB each).
     public var inboundBufferLimit: Int = 4096
+    /// High-water mark, in bytes, of one peer's messages waiting in `inbound` (see `inboundBufferLimit`).
+    /// Default 16 MiB.
+    public var inboundHighWaterByteCount: Int = 16 << 20
+    /// Events buffered in `events` while its consumer is behind; beyond it the oldest are dropped and counted
+    /// as `eventOverflow` (re-read `connectedPeers` then). Default 1,024.
+    public var eventBufferLimit: Int = 1024
     /// Kernel send and receive buffer size per connection (`SO_SNDBUF`/`SO_RCVBUF`); nil keeps the OS default
     /// (autotuned). Larger buffers let bulk transfers make progress with fewer thread wake-ups. Default nil.
     public var socketBufferByteCount: Int32? = nil
@@ -26,6 +36,9 @@ public struct MeshTransportConfiguration: Sendable {
 
     /// The defaults above.
     public init() {}
+
+    /// Largest single socket read (the receive allocator adapts between 64 bytes and this).
+    static let maxReadByteCount = 65536
 }
 
 /// One authenticated message from a peer.
@@ -34,11 +47,46 @@ public struct InboundMessage: Sendable {
     public let peer: NodeID
     /// The message bytes, exactly as the peer passed them to `send`.
     public let bytes: [UInt8]
+    /// The session it arrived on (its number in the transport), for back-pressure accounting.
+    let session: Int
+
+    init(peer: NodeID, bytes: [UInt8], session: Int) {
+        self.peer = peer
+        self.bytes = bytes
+        self.session = session
+    }
+}
+
+/// A change of the set of peers with an established session, as published on `MeshTransport.events`.
+///
+/// Per peer the events alternate, starting with `sessionEstablished`: a peer is connected (in
+/// `connectedPeers`, reachable by `send`) from its `sessionEstablished` until its `sessionClosed`.
+///
+/// Duplicate sessions (simultaneous dials, or a redial while a session is up) produce no event: a duplicate
+/// that wins the resolution takes over from the old session silently, and the loser is closed silently. The
+/// loser is closed by the node that initiated the winner, once it holds the winner (after the key
+/// confirmation, when the other node holds it too); the other node keeps the loser open until then (at
+/// most `handshakeTimeout`), still delivering what arrives on it. So neither node is left without a session
+/// in between, and no closed/established pair is published for a peer that stayed connected.
+///
+/// A pair is published only when the peer really had no session for a while: its connection closed or
+/// failed (or `disconnect(_:)` was called) and a later dial established a new one.
+public enum TransportEvent: Sendable {
+    /// `peer` had no established session and now has one: `send(_:to:)` to it works.
+    case sessionEstablished(NodeID)
+    /// `peer`'s established session ended and no other session with it is up. `reason` is nil for an
+    /// orderly close (the peer closed the connection, or `disconnect(_:)` was called), `.shutDown` when this
+    /// transport shuts down, and otherwise the typed reason the session failed (e.g. `.decryptFailed`,
+    /// `.replayedFrame`, `.connectionLost`).
+    case sessionClosed(NodeID, reason: SecurityError?)
 }
 
 extension SecurityError.Code {
-    /// A message was dropped because `inbound` was full.
+    /// A message was dropped because `inbound` was full. No longer produced: `inbound` applies back-pressure
+    /// to the sending peer instead of dropping (see `MeshTransportConfiguration.inboundBufferLimit`).
     public static let inboundOverflow = SecurityError.Code("inboundOverflow")
+    /// `events` dropped its oldest event because its consumer was `eventBufferLimit` events behind.
+    public static let eventOverflow = SecurityError.Code("eventOverflow")
 }
 
 extension Duration {

@@ -8,12 +8,23 @@ protocol ConnectionObserver: Sendable {
     func connectionFailed(_ error: SecurityError, duringHandshake: Bool, remote: SocketAddress?, peer: NodeID?)
     /// The handshake slot taken at accept time is free again (called once per accepted connection).
     func handshakeEnded()
-    /// A session is up; returns false when the connection lost simultaneous-dial resolution and must close.
-    func sessionEstablished(peer: NodeID, initiator: NodeID, channel: any Channel) -> Bool
-    /// An established session's channel closed.
-    func sessionClosed(peer: NodeID, channel: any Channel)
-    /// An authenticated message arrived.
-    func deliver(peer: NodeID, message: [UInt8])
+    /// A session is up; says whether it is the peer's active one, a duplicate kept open until the peer
+    /// closes it, or a duplicate to close now.
+    func sessionEstablished(peer: NodeID, initiator: NodeID, channel: any Channel) -> SessionAdmission
+    /// A kept session's channel closed: `reason` is nil for an orderly close, else why it failed.
+    func sessionClosed(peer: NodeID, session: Int, channel: any Channel, reason: SecurityError?)
+    /// An authenticated message arrived on session number `session` (on the channel's event loop).
+    func deliver(peer: NodeID, message: [UInt8], session: Int, channel: any Channel)
+}
+
+/// What becomes of a session that completed its handshake (duplicate resolution, see `MeshTransport`).
+enum SessionAdmission: Equatable, Sendable {
+    /// The peer's active session, with its session number.
+    case active(Int)
+    /// A duplicate that lost; it stays open and delivers until the peer (the winner's initiator) closes it.
+    case standby(Int)
+    /// A duplicate that lost and is closed at once (or the transport is shutting down).
+    case rejected
 }
 
 /// Fired down the pipeline when the handshake completes.
@@ -109,9 +120,15 @@ final class HandshakeHandler: ChannelInboundHandler, RemovableChannelHandler {
         let sessionHandler = SecureSessionHandler(session: session, observer: observer, logger: logger)
         try context.pipeline.syncOperations.addHandler(sessionHandler, position: .after(self))
         let initiator = machine.role == .initiator ? localID : session.peer
-        if let observer, !observer.sessionEstablished(peer: session.peer, initiator: initiator, channel: context.channel) {
-            sessionHandler.markClosedQuietly()
-            context.close(promise: nil)
+        if let observer {
+            switch observer.sessionEstablished(peer: session.peer, initiator: initiator, channel: context.channel) {
+            case .active(let number), .standby(let number):
+                sessionHandler.sessionNumber = number
+                context.fireUserInboundEventTriggered(SessionEstablishedEvent(peer: session.peer))
+            case .rejected:
+                sessionHandler.markClosedQuietly()
+                context.close(promise: nil)
+            }
         } else {
             context.fireUserInboundEventTriggered(SessionEstablishedEvent(peer: session.peer))
         }
@@ -167,6 +184,8 @@ final class SecureSessionHandler: ChannelDuplexHandler, RemovableChannelHandler 
     private let observer: (any ConnectionObserver)?
     private let logger: Logger
     private var isClosed = false
+    /// The observer's number for this session (set when the observer kept it).
+    var sessionNumber = 0
 
     init(session: SecureSession, observer: (any ConnectionObserver)?, logger: Logger) {
         self.session = session
@@ -184,7 +203,7 @@ final class SecureSessionHandler: ChannelDuplexHandler, RemovableChannelHandler 
             let message = try frame.withUnsafeReadableBytes { try session.open($0) }
             if let message {
                 if let observer {
-                    observer.deliver(peer: session.peer, message: message)
+                    observer.deliver(peer: session.peer, message: message, session: sessionNumber, channel: context.channel)
                 } else {
                     context.fireChannelRead(wrapInboundOut(message))
                 }
@@ -222,7 +241,7 @@ final class SecureSessionHandler: ChannelDuplexHandler, RemovableChannelHandler 
     func channelInactive(context: ChannelHandlerContext) {
         if !isClosed {
             isClosed = true
-            observer?.sessionClosed(peer: session.peer, channel: context.channel)
+            observer?.sessionClosed(peer: session.peer, session: sessionNumber, channel: context.channel, reason: nil)
         }
         context.fireChannelInactive()
     }
@@ -235,7 +254,8 @@ final class SecureSessionHandler: ChannelDuplexHandler, RemovableChannelHandler 
         if let observer {
             observer.connectionFailed(
                 securityError, duringHandshake: false, remote: context.channel.remoteAddress, peer: session.peer)
-            observer.sessionClosed(peer: session.peer, channel: context.channel)
+            observer.sessionClosed(
+                peer: session.peer, session: sessionNumber, channel: context.channel, reason: securityError)
         } else {
             context.fireErrorCaught(securityError)
         }

@@ -8,21 +8,33 @@ import Synchronization
 /// An encrypted, mutually authenticated gossip transport: a TCP listener and dialer on SwiftNIO running the
 /// StateMesh Noise handshake, with at most one authenticated session per peer identity.
 ///
-/// Messages go down with `send(_:to:)` and come up on `inbound` as `(peer, bytes)`. Every rejected
+/// Messages go down with `send(_:to:)` and come up on `inbound` as `(peer, bytes)`, with back-pressure: a
+/// peer whose messages the consumer has not taken stops being read (see `inboundBufferLimit`). Sessions
+/// coming and going are published on `events`. Every rejected
 /// handshake or closed session is logged with its typed reason, counted in `counters`, and mirrored to
 /// swift-metrics counters `statemesh_transport_handshake_failures` / `statemesh_transport_session_failures`
 /// with a `reason` dimension.
 ///
 /// Simultaneous dials: when two sessions to one peer exist, both nodes keep the one whose initiator has
-/// the lower node ID (or, with the same initiator, the newer one) and close the other with
-/// `.duplicateSession`; both sides evaluate the same rule, so they agree without talking.
+/// the lower node ID (or, with the same initiator, the newer one) and count the other as
+/// `.duplicateSession`; both sides evaluate the same rule, so they agree without talking. The loser is
+/// closed by the winner's initiator once it holds the winner (the other node keeps it open meanwhile, at
+/// most `handshakeTimeout`), so neither node is left without a session in between (see `TransportEvent`).
 public final class MeshTransport: Sendable {
     /// This node's identity.
     public let identity: NodeIdentity
     /// Typed reasons of rejected handshakes and closed sessions.
     public let counters: SecurityCounters
-    /// Authenticated inbound messages from all peers, in per-peer order.
-    public let inbound: AsyncStream<InboundMessage>
+    /// Authenticated inbound messages from all peers, in per-peer order; one consumer at a time.
+    ///
+    /// Nothing is dropped: when a peer's messages waiting here reach `inboundBufferLimit` messages or
+    /// `inboundHighWaterByteCount` bytes, the transport stops reading that peer's connection until the
+    /// consumer has taken them down to half of both marks (TCP flow control then slows the sender). A
+    /// consumer that stops iterating therefore stalls the peers that send to it, not other traffic.
+    public let inbound: InboundMessages
+    /// Sessions becoming established and closed, per peer alternating (see `TransportEvent` for exactly
+    /// what is emitted); finishes after `shutdown()`. Bounded by `eventBufferLimit` (oldest dropped).
+    public let events: AsyncStream<TransportEvent>
     let core: TransportCore
 
     /// Creates a transport; call `start()` to listen.
@@ -36,17 +48,26 @@ public final class MeshTransport: Sendable {
         logger: Logger = Logger(label: "statemesh.transport")
     ) throws {
         try configuration.limits.validate()
+        guard configuration.inboundBufferLimit >= 1, configuration.inboundHighWaterByteCount >= 1,
+            configuration.eventBufferLimit >= 1
+        else {
+            throw SecurityError(.invalidArgument, "inbound and event buffer limits must be at least 1")
+        }
         self.identity = identity
         let counters = SecurityCounters()
         self.counters = counters
-        let (stream, continuation) = AsyncStream.makeStream(
-            of: InboundMessage.self, bufferingPolicy: .bufferingOldest(configuration.inboundBufferLimit))
-        self.inbound = stream
+        // Unbounded as a stream: the bound is the back-pressure on each session (reading stops at the marks).
+        let (stream, continuation) = AsyncStream.makeStream(of: InboundMessage.self, bufferingPolicy: .unbounded)
+        let (events, eventContinuation) = AsyncStream.makeStream(
+            of: TransportEvent.self, bufferingPolicy: .bufferingNewest(configuration.eventBufferLimit))
+        self.events = events
         var logger = logger
         logger[metadataKey: "node"] = "\(identity.nodeID)"
-        self.core = TransportCore(
+        let core = TransportCore(
             identity: identity, admission: admission, configuration: configuration, group: eventLoopGroup,
-            counters: counters, continuation: continuation, logger: logger)
+            counters: counters, continuation: continuation, eventContinuation: eventContinuation, logger: logger)
+        self.core = core
+        self.inbound = InboundMessages(stream: stream, core: core)
     }
 
     /// Binds the listener; returns the port (useful with port 0).
@@ -79,8 +100,28 @@ public final class MeshTransport: Sendable {
 
     /// Keeps a session to `host:port` up: dials now and redials after failures or closes, with
     /// exponential backoff and full jitter between `reconnectInitialDelay` and `reconnectMaxDelay`.
+    ///
+    /// A maintained connection is redialed after any close, including one caused by `disconnect(_:)`;
+    /// call `stopMaintaining(host:port:)` first to let it stay closed.
     public func maintainConnection(host: String, port: Int, expectedPeer: NodeID? = nil) {
         core.maintainConnection(host: host, port: port, expectedPeer: expectedPeer)
+    }
+
+    /// Stops redialing `host:port` (every `maintainConnection` to exactly that host string and port).
+    /// An established session stays up; end it with `disconnect(_:)`. A dial already in flight finishes, and
+    /// its session, if any, is kept. Does nothing for an address that is not maintained.
+    public func stopMaintaining(host: String, port: Int) {
+        core.stopMaintaining(host: host, port: port)
+    }
+
+    /// Closes the established session with `peer`, if there is one, and returns once it is closed.
+    ///
+    /// The peer is removed from `connectedPeers` and `events` gets `.sessionClosed(peer, reason: nil)` before
+    /// the connection is closed; messages already written are flushed first, messages from the peer not yet
+    /// read are discarded, and those already in `inbound` stay there. Does nothing when there is no session.
+    /// A maintained connection to the peer redials (see `maintainConnection`); the peer may also dial again.
+    public func disconnect(_ peer: NodeID) async {
+        await core.disconnect(peer)
     }
 
     /// Sends one message (up to `limits.maxMessageByteCount` bytes) to `peer`; returns once it is written
@@ -92,32 +133,54 @@ public final class MeshTransport: Sendable {
         try await channel.writeAndFlush(message).get()
     }
 
-    /// Sends several messages to `peer` in order with one flush; returns once the last is written.
+    /// Sends several messages to `peer` in order; returns once the last is written to the socket.
     ///
-    /// Cheaper than one `send` per message for bursts (one event-loop hop, a flush about every 64 KiB).
-    /// Throws `.peerNotConnected` when there is no session.
+    /// Cheaper than one `send` per message for bursts: one event-loop hop per 256 KiB, a flush about every
+    /// 64 KiB, and at most about 512 KiB of sealed frames waiting in memory however long the burst (later
+    /// messages are sealed as the socket drains). Throws `.peerNotConnected` when there is no session, or
+    /// the write error when the session closes midway (messages after it are not sent).
     public func send(contentsOf messages: [[UInt8]], to peer: NodeID) async throws {
-        guard let last = messages.last else { return }
+        guard !messages.isEmpty else { return }
         guard let channel = core.channel(for: peer) else {
             throw SecurityError(.peerNotConnected, "no session with \(peer)")
         }
-        let promise = channel.eventLoop.makePromise(of: Void.self)
-        channel.eventLoop.execute {
-            // Flush about every 64 KiB so the peer starts opening frames while later ones are still being
-            // sealed (one flush at the end would serialise sealing and opening).
-            var unflushed = 0
-            for message in messages.dropLast() {
-                channel.write(message, promise: nil)
-                unflushed += message.count
-                if unflushed >= 65536 {
-                    channel.flush()
-                    unflushed = 0
-                }
+        // Messages go down in slices of about `sendSliceByteCount`, and a slice is sealed only once the one
+        // before the previous has been written to the socket: at most two slices of ciphertext wait in
+        // memory (not the whole burst), and the sender's buffers are reused instead of freshly faulted in.
+        var previous: EventLoopFuture<Void>?
+        var start = 0
+        while start < messages.count {
+            var end = start
+            var byteCount = 0
+            while end < messages.count && (end == start || byteCount < Self.sendSliceByteCount) {
+                byteCount += messages[end].count
+                end += 1
             }
-            channel.writeAndFlush(last, promise: promise)
+            let slice = messages[start..<end]
+            let promise = channel.eventLoop.makePromise(of: Void.self)
+            channel.eventLoop.execute {
+                // Flush about every 64 KiB so the peer starts opening frames while later ones are still being
+                // sealed (one flush at the end would serialise sealing and opening).
+                var unflushed = 0
+                for message in slice.dropLast() {
+                    channel.write(message, promise: nil)
+                    unflushed += message.count
+                    if unflushed >= 65536 {
+                        channel.flush()
+                        unflushed = 0
+                    }
+                }
+                channel.writeAndFlush(slice[slice.endIndex - 1], promise: promise)
+            }
+            if let previous { try await previous.get() }
+            previous = promise.futureResult
+            start = end
         }
-        try await promise.futureResult.get()
+        try await previous?.get()
     }
+
+    /// Plaintext bytes `send(contentsOf:to:)` hands to the event loop at a time (see there).
+    static let sendSliceByteCount = 256 << 10
 
     /// Waits until a session with `peer` exists or `timeout` passes; returns whether it exists.
     public func waitForSession(with peer: NodeID, timeout: Duration = .seconds(5)) async -> Bool {
@@ -144,12 +207,23 @@ final class TransportCore: ConnectionObserver, Sendable {
         let sequence: Int
     }
 
+    /// Back-pressure accounting of one session: its messages delivered to `inbound` and not yet taken.
+    struct InboundQueue {
+        let channel: any Channel
+        var messageCount = 0
+        var byteCount = 0
+        /// Reading is off (autoRead false) because a high-water mark was reached.
+        var isPaused = false
+    }
+
     struct State {
         var admission: AdmissionPolicy
         var gate: HandshakeGate
         var sessions: [NodeID: SessionEntry] = [:]
         var serverChannel: (any Channel)?
-        var dialTasks: [Task<Void, Never>] = []
+        var dialTasks: [(address: String, task: Task<Void, Never>)] = []
+        /// Per session number (`SessionEntry.sequence`), for every session that was kept, until it closes.
+        var inboundQueues: [Int: InboundQueue] = [:]
         var openChannels: [ObjectIdentifier: any Channel] = [:]
         var isShutDown = false
         var sequence = 0
@@ -160,19 +234,21 @@ final class TransportCore: ConnectionObserver, Sendable {
     let group: any EventLoopGroup
     let counters: SecurityCounters
     let continuation: AsyncStream<InboundMessage>.Continuation
+    let eventContinuation: AsyncStream<TransportEvent>.Continuation
     let logger: Logger
     let state: Mutex<State>
 
     init(
         identity: NodeIdentity, admission: AdmissionPolicy, configuration: MeshTransportConfiguration,
         group: any EventLoopGroup, counters: SecurityCounters, continuation: AsyncStream<InboundMessage>.Continuation,
-        logger: Logger
+        eventContinuation: AsyncStream<TransportEvent>.Continuation, logger: Logger
     ) {
         self.identity = identity
         self.configuration = configuration
         self.group = group
         self.counters = counters
         self.continuation = continuation
+        self.eventContinuation = eventContinuation
         self.logger = logger
         self.state = Mutex(State(admission: admission, gate: HandshakeGate(limits: configuration.limits)))
     }
@@ -212,8 +288,7 @@ final class TransportCore: ConnectionObserver, Sendable {
             channel: channel, role: role, expectedPeer: expectedPeer, holdsGateSlot: holdsGateSlot,
             established: established)
         let sync = channel.pipeline.syncOperations
-        try sync.addHandler(
-            ByteToMessageHandler(LengthPrefixFrameDecoder(maxFrameByteCount: configuration.limits.maxFrameByteCount)))
+        try sync.addHandler(LengthPrefixFrameHandler(maxFrameByteCount: configuration.limits.maxFrameByteCount))
         try sync.addHandler(handshake)
         track(channel)
     }
@@ -226,6 +301,10 @@ final class TransportCore: ConnectionObserver, Sendable {
         }
     }
 
+    /// Socket reads adapt to the traffic between 64 bytes and `maxReadByteCount`.
+    static let receiveAllocator = AdaptiveRecvByteBufferAllocator(
+        minimum: 64, initial: 2048, maximum: MeshTransportConfiguration.maxReadByteCount)
+
     // MARK: Listener
 
     func start() async throws -> Int {
@@ -234,6 +313,7 @@ final class TransportCore: ConnectionObserver, Sendable {
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelOption(.maxMessagesPerRead, value: 16)
+            .childChannelOption(.recvAllocator, value: Self.receiveAllocator)
             .childChannelInitializer { [self] channel in
                 do {
                     try admit(channel)
@@ -291,6 +371,7 @@ final class TransportCore: ConnectionObserver, Sendable {
         var bootstrap = ClientBootstrap(group: loop)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelOption(.maxMessagesPerRead, value: 16)
+            .channelOption(.recvAllocator, value: Self.receiveAllocator)
             .connectTimeout(.nanoseconds(configuration.connectTimeout.nanosecondCount))
             .channelInitializer { [self] channel in
                 do {
@@ -342,10 +423,42 @@ final class TransportCore: ConnectionObserver, Sendable {
         }
         let keep = state.withLock { state -> Bool in
             guard !state.isShutDown else { return false }
-            state.dialTasks.append(task)
+            state.dialTasks.append((Self.address(host: host, port: port), task))
             return true
         }
         if !keep { task.cancel() }
+    }
+
+    static func address(host: String, port: Int) -> String { "\(host):\(port)" }
+
+    func stopMaintaining(host: String, port: Int) {
+        let address = Self.address(host: host, port: port)
+        let stopped = state.withLock { state -> [Task<Void, Never>] in
+            let stopped = state.dialTasks.filter { $0.address == address }.map(\.task)
+            state.dialTasks.removeAll { $0.address == address }
+            return stopped
+        }
+        // A cancelled task leaves its loop at the next check; one waiting on an open session's close keeps
+        // that session and ends when it closes.
+        for task in stopped { task.cancel() }
+    }
+
+    func disconnect(_ peer: NodeID) async {
+        let channel = state.withLock { state -> (any Channel)? in
+            guard let entry = state.sessions.removeValue(forKey: peer) else { return nil }
+            publish(.sessionClosed(peer, reason: nil))
+            return entry.channel
+        }
+        guard let channel else { return }
+        logger.info("session disconnected", metadata: ["peer": "\(peer)"])
+        try? await channel.close()
+    }
+
+    /// Publishes an event; call with the state lock held, so events are in the order of the state changes.
+    private func publish(_ event: TransportEvent) {
+        if case .dropped = eventContinuation.yield(event) {
+            counters.increment(.eventOverflow)
+        }
     }
 
     /// Exponential backoff with full jitter: uniform in [0, min(max, initial * 2^attempt)].
@@ -374,42 +487,116 @@ final class TransportCore: ConnectionObserver, Sendable {
         state.withLock { $0.gate.finish() }
     }
 
-    func sessionEstablished(peer: NodeID, initiator: NodeID, channel: any Channel) -> Bool {
-        let (keep, loser) = state.withLock { state -> (Bool, (any Channel)?) in
+    func sessionEstablished(peer: NodeID, initiator: NodeID, channel: any Channel) -> SessionAdmission {
+        let localID = identity.nodeID
+        let (admission, loser) = state.withLock { state -> (SessionAdmission, (channel: any Channel, now: Bool)?) in
             state.sequence += 1
             let entry = SessionEntry(channel: channel, initiator: initiator, sequence: state.sequence)
-            guard !state.isShutDown else { return (false, nil) }
+            guard !state.isShutDown else { return (.rejected, nil) }
             guard let existing = state.sessions[peer] else {
                 state.sessions[peer] = entry
-                return (true, nil)
+                state.inboundQueues[entry.sequence] = InboundQueue(channel: channel)
+                publish(.sessionEstablished(peer))
+                return (.active(entry.sequence), nil)
             }
             // Deterministic on both sides: the lower initiator ID wins; same initiator: the newer wins.
             let newWins = initiator == existing.initiator ? true : initiator < existing.initiator
+            // The loser is closed by the node that initiated the winner: it holds the winner only after the
+            // key confirmation, so the responder holds it already, and neither node is ever left without a
+            // session (which would publish a closed/established pair). The responder of the winner keeps
+            // the loser open (still delivering) until the peer closes it, at most `handshakeTimeout`.
             if newWins {
+                // The peer stays connected across the takeover: no event (see `TransportEvent`).
                 state.sessions[peer] = entry
-                return (true, existing.channel)
+                state.inboundQueues[entry.sequence] = InboundQueue(channel: channel)
+                return (.active(entry.sequence), (existing.channel, initiator == localID))
             }
-            return (false, nil)
+            if existing.initiator == localID { return (.rejected, nil) }
+            state.inboundQueues[entry.sequence] = InboundQueue(channel: channel)
+            return (.standby(entry.sequence), (channel, false))
         }
-        if let loser { loser.close(promise: nil) }
-        if keep {
+        if let loser {
+            if loser.now {
+                loser.channel.close(promise: nil)
+            } else {
+                let grace = TimeAmount.nanoseconds(configuration.limits.handshakeTimeout.nanosecondCount)
+                loser.channel.eventLoop.scheduleTask(in: grace) { loser.channel.close(promise: nil) }
+            }
+        }
+        switch admission {
+        case .active:
             logger.info("session established", metadata: ["peer": "\(peer)", "initiator": "\(initiator)"])
-        } else {
+        case .standby, .rejected:
             counters.increment(.duplicateSession)
             logger.info("duplicate session closed", metadata: ["peer": "\(peer)"])
         }
-        return keep
+        return admission
     }
 
-    func sessionClosed(peer: NodeID, channel: any Channel) {
+    func sessionClosed(peer: NodeID, session: Int, channel: any Channel, reason: SecurityError?) {
         state.withLock { state in
-            if let entry = state.sessions[peer], entry.channel === channel { state.sessions[peer] = nil }
+            state.inboundQueues[session] = nil
+            if let entry = state.sessions[peer], entry.channel === channel {
+                state.sessions[peer] = nil
+                publish(.sessionClosed(peer, reason: reason))
+            }
         }
     }
 
-    func deliver(peer: NodeID, message: [UInt8]) {
-        if case .dropped = continuation.yield(InboundMessage(peer: peer, bytes: message)) {
-            counters.increment(.inboundOverflow)
+    /// Hands an authenticated message to `inbound`; on the session's event loop. Stops reading the session
+    /// when its queue reaches a high-water mark.
+    func deliver(peer: NodeID, message: [UInt8], session: Int, channel: any Channel) {
+        let pause = state.withLock { state -> Bool in
+            guard var queue = state.inboundQueues[session] else { return false }
+            queue.messageCount += 1
+            queue.byteCount += message.count
+            let pause = !queue.isPaused
+                && (queue.messageCount >= configuration.inboundBufferLimit
+                    || queue.byteCount >= configuration.inboundHighWaterByteCount)
+            if pause { queue.isPaused = true }
+            state.inboundQueues[session] = queue
+            return pause
+        }
+        // Counted before it is visible, so `consumed` never sees a message the queue does not hold.
+        continuation.yield(InboundMessage(peer: peer, bytes: message, session: session))
+        if pause {
+            // On the event loop: takes effect at once; frames already read are still delivered (bounded).
+            channel.setOption(ChannelOptions.autoRead, value: false).whenFailure { _ in }
+        }
+    }
+
+    /// The consumer took `message` from `inbound`; resumes reading its session below the low-water marks.
+    func consumed(_ message: InboundMessage) {
+        let session = message.session
+        let resume = state.withLock { state -> (any Channel)? in
+            guard var queue = state.inboundQueues[session] else { return nil }
+            queue.messageCount -= 1
+            queue.byteCount -= message.bytes.count
+            var resume: (any Channel)?
+            if queue.isPaused && queue.messageCount <= configuration.inboundBufferLimit / 2
+                && queue.byteCount <= configuration.inboundHighWaterByteCount / 2
+            {
+                queue.isPaused = false
+                resume = queue.channel
+            }
+            state.inboundQueues[session] = queue
+            return resume
+        }
+        guard let channel = resume else { return }
+        channel.eventLoop.execute { [self] in
+            // Re-checked on the loop: a pause decided after this resume (and applied before it) wins.
+            let isPaused = state.withLock { $0.inboundQueues[session]?.isPaused ?? true }
+            if !isPaused { channel.setOption(ChannelOptions.autoRead, value: true).whenFailure { _ in } }
+        }
+    }
+
+    /// Messages and bytes of `peer`'s current session waiting in `inbound`, and whether reading is paused.
+    func inboundQueueState(for peer: NodeID) -> (messageCount: Int, byteCount: Int, isPaused: Bool)? {
+        state.withLock { state in
+            guard let number = state.sessions[peer]?.sequence, let queue = state.inboundQueues[number] else {
+                return nil
+            }
+            return (queue.messageCount, queue.byteCount, queue.isPaused)
         }
     }
 
@@ -419,10 +606,14 @@ final class TransportCore: ConnectionObserver, Sendable {
         let (server, tasks, channels) = state.withLock { state -> ((any Channel)?, [Task<Void, Never>], [any Channel]) in
             if state.isShutDown { return (nil, [], []) }
             state.isShutDown = true
-            let result = (state.serverChannel, state.dialTasks, Array(state.openChannels.values))
+            let result = (state.serverChannel, state.dialTasks.map(\.task), Array(state.openChannels.values))
             state.serverChannel = nil
             state.dialTasks = []
+            for peer in state.sessions.keys.sorted() {
+                publish(.sessionClosed(peer, reason: SecurityError(.shutDown, "transport shut down")))
+            }
             state.sessions = [:]
+            state.inboundQueues = [:]
             return result
         }
         for task in tasks { task.cancel() }
@@ -434,6 +625,47 @@ final class TransportCore: ConnectionObserver, Sendable {
         }
         for task in tasks { await task.value }
         continuation.finish()
+        eventContinuation.finish()
         logger.info("shut down")
+    }
+}
+
+/// The authenticated messages of a `MeshTransport` (its `inbound`): an `AsyncSequence` of `InboundMessage`
+/// that tells the transport about each message taken, which is what lets a paused peer be read again.
+///
+/// One consumer at a time (like `AsyncStream`); the sequence finishes after `shutdown()`.
+public struct InboundMessages: AsyncSequence, Sendable {
+    public typealias Element = InboundMessage
+    public typealias Failure = Never
+
+    let stream: AsyncStream<InboundMessage>
+    let core: TransportCore
+
+    /// Iterates the messages; taking one counts it as consumed for back-pressure.
+    public struct AsyncIterator: AsyncIteratorProtocol {
+        public typealias Element = InboundMessage
+        public typealias Failure = Never
+
+        var base: AsyncStream<InboundMessage>.AsyncIterator
+        let core: TransportCore
+
+        /// The next message, or nil once the transport has shut down and every message was taken.
+        public mutating func next() async -> InboundMessage? {
+            guard let message = await base.next() else { return nil }
+            core.consumed(message)
+            return message
+        }
+
+        /// The next message, or nil once the transport has shut down and every message was taken.
+        public mutating func next(isolation actor: isolated (any Actor)?) async -> InboundMessage? {
+            guard let message = await base.next(isolation: actor) else { return nil }
+            core.consumed(message)
+            return message
+        }
+    }
+
+    /// A new iterator over the same messages.
+    public func makeAsyncIterator() -> AsyncIterator {
+        AsyncIterator(base: stream.makeAsyncIterator(), core: core)
     }
 }

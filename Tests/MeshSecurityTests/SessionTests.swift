@@ -153,6 +153,59 @@ import Testing
         #expect(code == .messageTooLarge)
     }
 
+    /// Frames lent in place by `withNextFrame` open to the same messages, including fragmented ones decrypted
+    /// straight into the reassembly storage, back to back in one session (reassembly state resets).
+    @Test func lentFramesReassembleBackToBack() throws {
+        var limits = SecurityLimits()
+        limits.maxMessageByteCount = 300_000
+        var (a, b) = try sessions(limits: limits)
+        let sizes = [65536, 3, 300_000, 65511, 65512, 131_022, 0, 200_000]
+        var wire: [UInt8] = []
+        var messages: [[UInt8]] = []
+        for (index, size) in sizes.enumerated() {
+            let message = (0..<size).map { UInt8(truncatingIfNeeded: $0 &* 13 &+ index) }
+            messages.append(message)
+            wire += try a.seal(message, now: now)
+        }
+        var decoder = FrameDecoder()
+        decoder.append(wire)
+        var opened: [[UInt8]] = []
+        while let result = try decoder.withNextFrame({ try b.open($0) }) {
+            if let message = result { opened.append(message) }
+        }
+        try decoder.finish()
+        #expect(opened == messages)
+    }
+
+    /// A forged continuation fragment is `.decryptFailed`, not taken into the message being reassembled;
+    /// likewise a forged fragment that would also exceed the cap reports the forgery first.
+    @Test(arguments: [false, true])
+    func forgedContinuationFragmentIsDecryptFailed(overCap: Bool) throws {
+        var senderLimits = SecurityLimits()
+        senderLimits.maxMessageByteCount = 200_000
+        var (a, b) = try sessions(limits: senderLimits)
+        var receiver = b.withLimits { $0.maxMessageByteCount = overCap ? 100_000 : 200_000 }
+        var frames = try bodies(try a.seal([UInt8](repeating: 3, count: 150_000), now: now))
+        #expect(frames.count == 3)
+        #expect(try receiver.open(frames[0]) == nil)
+        frames[1][40] ^= 0x01
+        #expect(try closeReason(frames[1], session: &receiver) == .decryptFailed)
+    }
+
+    /// A confirmation flag on a continuation fragment is `.malformedFrame`, after authentication.
+    @Test func confirmationFlagInsideAMessageIsMalformed() throws {
+        var (a, b) = try sessions()
+        var first = [UInt8](repeating: 0, count: 10 + FrameFormat.frameOverheadByteCount)
+        var second = [UInt8](repeating: 0, count: 10 + FrameFormat.frameOverheadByteCount)
+        let payload = [UInt8](repeating: 9, count: 10)
+        try payload.withUnsafeBytes { p in
+            try first.withUnsafeMutableBytes { try a.sealFrame(p, flags: .moreFragments, into: $0, now: now) }
+            try second.withUnsafeMutableBytes { try a.sealFrame(p, flags: .confirmation, into: $0, now: now) }
+        }
+        #expect(try b.open(Array(first.dropFirst(4))) == nil)
+        #expect(try closeReason(Array(second.dropFirst(4)), session: &b) == .malformedFrame)
+    }
+
     @Test func confirmationAfterEstablishmentIsMalformed() throws {
         var (a, b) = try sessions()
         let confirmation = try a.sealConfirmation(now: now)

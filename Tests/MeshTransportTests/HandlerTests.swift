@@ -16,38 +16,94 @@ import Testing
         return buffer
     }
 
-    /// NIO's verifier feeds the input whole, one byte at a time, and in random splits, and checks the
-    /// decoder's output and leftover handling each way.
-    @Test func frameDecoderPassesByteToMessageDecoderVerifier() throws {
-        let bodies: [[UInt8]] = [[1], [2, 3, 4], [UInt8](repeating: 7, count: 300), [UInt8](repeating: 9, count: 64)]
-        var input = ByteBuffer()
-        for body in bodies { var f = Self.frame(body); input.writeBuffer(&f) }
-        try ByteToMessageDecoderVerifier.verifyDecoder(
-            inputOutputPairs: [(input, bodies.map { ByteBuffer(bytes: $0) })],
-            decoderFactory: { LengthPrefixFrameDecoder(maxFrameByteCount: 65536) })
+    /// Feeds `input` to a fresh splitter in reads of the given sizes (cycled) and returns the bodies.
+    static func split(_ input: [UInt8], reads: [Int]) throws -> (bodies: [[UInt8]], pending: Int) {
+        let handler = LengthPrefixFrameHandler(maxFrameByteCount: 65536)
+        let channel = EmbeddedChannel(handler: handler)
+        var offset = 0
+        var index = 0
+        while offset < input.count {
+            let count = min(reads[index % reads.count], input.count - offset)
+            try channel.writeInbound(ByteBuffer(bytes: input[offset..<offset + count]))
+            offset += count
+            index += 1
+        }
+        var bodies: [[UInt8]] = []
+        while let body = try channel.readInbound(as: ByteBuffer.self) { bodies.append(Array(body.readableBytesView)) }
+        return (bodies, handler.pendingByteCount)
     }
 
-    @Test func frameDecoderAcceptsExactlyTheCap() throws {
-        let channel = EmbeddedChannel(handler: ByteToMessageHandler(LengthPrefixFrameDecoder(maxFrameByteCount: 65536)))
+    /// Whole, one byte at a time, in reads that cut prefixes and bodies anywhere, and in random splits: the
+    /// same bodies come out, and nothing is left pending.
+    @Test func frameSplitterYieldsTheSameBodiesForAnySplit() throws {
+        let bodies: [[UInt8]] = [
+            [1], [2, 3, 4], [UInt8](repeating: 7, count: 300), [UInt8](repeating: 9, count: 64),
+            (0..<65536).map { UInt8(truncatingIfNeeded: $0 &* 5) }, [5, 6], (0..<70_000 / 3).map { UInt8(truncatingIfNeeded: $0) },
+        ]
+        var input: [UInt8] = []
+        for body in bodies { input += Array(Self.frame(body).readableBytesView) }
+        var generator = SystemRandomNumberGenerator()
+        let splits: [[Int]] = [
+            [input.count], [1], [2], [3], [5], [4096], [65539], [65540], [65541], [100_000], [1, 65535, 7],
+            (0..<50).map { _ in Int.random(in: 1...20_000, using: &generator) },
+        ]
+        for reads in splits {
+            let result = try Self.split(input, reads: reads)
+            #expect(result.bodies == bodies, "reads \(reads.prefix(5))")
+            #expect(result.pending == 0)
+        }
+    }
+
+    @Test func frameSplitterAcceptsExactlyTheCap() throws {
+        let channel = EmbeddedChannel(handler: LengthPrefixFrameHandler(maxFrameByteCount: 65536))
         try channel.writeInbound(Self.frame([UInt8](repeating: 3, count: 65536)))
         #expect(try channel.readInbound(as: ByteBuffer.self)?.readableBytes == 65536)
         #expect(try channel.finish().isClean)
     }
 
-    @Test func frameDecoderRejectsLengthOverCapAtOnce() throws {
-        let channel = EmbeddedChannel(handler: ByteToMessageHandler(LengthPrefixFrameDecoder(maxFrameByteCount: 65536)))
-        let error = try #require(throws: SecurityError.self) {
-            try channel.writeInbound(ByteBuffer(bytes: [0x00, 0x01, 0x00, 0x01]))
+    /// A claimed length over the cap fails as soon as the prefix is in, even when it arrives split, and
+    /// nothing after it is passed on.
+    @Test(arguments: [[4], [1, 3], [3, 1], [2, 1, 1]])
+    func frameSplitterRejectsLengthOverCapAtOnce(reads: [Int]) throws {
+        let handler = LengthPrefixFrameHandler(maxFrameByteCount: 65536)
+        let channel = EmbeddedChannel(handler: handler)
+        try channel.writeInbound(ByteBuffer(bytes: [0, 0, 0, 1, 7]))  // a good one-byte frame first
+        let prefix: [UInt8] = [0x00, 0x01, 0x00, 0x01]
+        var offset = 0
+        var caught: SecurityError?
+        for count in reads {
+            do {
+                try channel.writeInbound(ByteBuffer(bytes: prefix[offset..<offset + count]))
+            } catch let error as SecurityError {
+                caught = error
+            }
+            offset += count
         }
-        #expect(error.code == .frameTooLarge)
+        #expect(caught?.code == .frameTooLarge)
+        #expect(handler.pendingByteCount == 0)
+        try channel.writeInbound(Self.frame([1, 2, 3]))  // ignored after the error
+        #expect(try channel.readInbound(as: ByteBuffer.self)?.readableBytes == 1)
+        #expect(try channel.readInbound(as: ByteBuffer.self) == nil)
         _ = try? channel.finish()
     }
 
-    @Test func frameDecoderReportsTruncationAtEndOfStream() throws {
-        let channel = EmbeddedChannel(handler: ByteToMessageHandler(LengthPrefixFrameDecoder(maxFrameByteCount: 65536)))
+    @Test func frameSplitterReportsTruncationAtEndOfStream() throws {
+        let channel = EmbeddedChannel(handler: LengthPrefixFrameHandler(maxFrameByteCount: 65536))
         try channel.writeInbound(ByteBuffer(bytes: [0, 0, 0, 9, 1, 2]))
         let error = try #require(throws: SecurityError.self) { _ = try channel.finish() }
         #expect(error.code == .truncatedFrame)
+    }
+
+    /// A frame that spans reads is held only as the bytes received, however large its claimed length.
+    @Test func frameSplitterHoldsOnlyReceivedBytes() throws {
+        let handler = LengthPrefixFrameHandler(maxFrameByteCount: 65536)
+        let channel = EmbeddedChannel(handler: handler)
+        try channel.writeInbound(ByteBuffer(bytes: [0, 1, 0, 0, 1, 2]))  // claims 65,536, has 2
+        #expect(handler.pendingByteCount == 6)
+        try channel.writeInbound(ByteBuffer(bytes: [3]))
+        #expect(handler.pendingByteCount == 7)
+        #expect(try channel.readInbound(as: ByteBuffer.self) == nil)
+        _ = try? channel.finish()
     }
 
     struct Pair {
@@ -69,8 +125,7 @@ import Testing
             role: role, identity: identity,
             admission: AdmissionPolicy(allowedPeers: [peer.nodeID], epoch: 1, clusterKey: key), limits: limits,
             now: .now)
-        try channel.pipeline.syncOperations.addHandler(
-            ByteToMessageHandler(LengthPrefixFrameDecoder(maxFrameByteCount: 65536)))
+        try channel.pipeline.syncOperations.addHandler(LengthPrefixFrameHandler(maxFrameByteCount: 65536))
         try channel.pipeline.syncOperations.addHandler(
             HandshakeHandler(
                 machine: machine, localID: identity.nodeID, timeout: timeout, observer: nil, holdsGateSlot: false,

@@ -186,21 +186,3 @@ import Testing
         await nodeB.shutdown()
     }
 }
-
-/// The inbound buffer is bounded: a consumer that falls behind costs at most `inboundBufferLimit` messages.
-@Suite struct InboundBoundTests {
-    @Test func overflowIsDroppedAndCounted() async throws {
-        let a = try TestSupport.identity(1), b = try TestSupport.identity(2)
-        let nodeA = try await TestSupport.node(a, allowing: [b])
-        let nodeB = try await TestSupport.node(b, allowing: [a]) { $0.inboundBufferLimit = 10 }
-        try await nodeA.dial(host: "127.0.0.1", port: nodeB.listeningPort!)
-        try await nodeA.send(contentsOf: (0..<50).map { [UInt8($0)] }, to: b.nodeID)
-        #expect(await TestSupport.eventually { nodeB.counters.count(.inboundOverflow) == 40 })
-        var iterator = nodeB.inbound.makeAsyncIterator()
-        var firstTen: [UInt8] = []
-        for _ in 0..<10 { firstTen.append(try #require(await iterator.next()).bytes[0]) }
-        #expect(firstTen == Array(0..<10))
-        await nodeA.shutdown()
-        await nodeB.shutdown()
-    }
-}

@@ -13,6 +13,8 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     let input = UnsafeBufferPointer(start: data, count: size)
     // Low bits pick 1...8 bytes, high bits scale by up to 128x: both byte-at-a-time and bulk delivery.
     let chunk = (Int(input[0] & 7) + 1) << Int(input[0] >> 5)
+    // Bit 3 picks how frames are taken: copied out (`nextFrame`) or lent in place (`withNextFrame`).
+    let lendsFrames = input[0] & 8 != 0
     var decoder = FrameDecoder(maxFrameByteCount: 65536)
     var session = FuzzFixtures.sessions.1  // responder side: opens what the initiator sealed
     var offset = 1
@@ -24,9 +26,19 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
             given += end - offset
             offset = end
             if decoder.bufferedByteCount > given { fatalError("decoder holds more bytes than it received") }
-            while let body = try decoder.nextFrame() {
-                if body.count > 65536 { fatalError("frame over the cap") }
-                if let message = try session.open(body), message.count > 1 << 20 { fatalError("message over the cap") }
+            if lendsFrames {
+                // `withNextFrame` returns nil when no whole frame is buffered, else what the closure returned.
+                while let opened = try decoder.withNextFrame({ (body) -> [UInt8]? in
+                    if body.count > 65536 { fatalError("frame over the cap") }
+                    return try session.open(body)
+                }) {
+                    if let message = opened, message.count > 1 << 20 { fatalError("message over the cap") }
+                }
+            } else {
+                while let body = try decoder.nextFrame() {
+                    if body.count > 65536 { fatalError("frame over the cap") }
+                    if let message = try session.open(body), message.count > 1 << 20 { fatalError("message over the cap") }
+                }
             }
         }
         try decoder.finish()
