@@ -199,10 +199,8 @@ public actor MeshNode: Service {
         }
         self.store = store
         let persisted = try recover(from: store)
-        var replicationConfiguration = configuration.replication
-        replicationConfiguration.codecLimits = configuration.replication.codecLimits
         replica = ReplicaStateMachine(
-            restoring: persisted, peers: [], configuration: replicationConfiguration,
+            restoring: persisted, peers: [], configuration: configuration.replication,
             seed: UInt64.random(in: 1...UInt64.max))
         persistedLinkEpoch = persisted.linkEpoch
 
@@ -318,7 +316,15 @@ public actor MeshNode: Service {
         for (_, waiter) in readWaiters { waiter.fail(stopError) }
         readWaiters = [:]
         if storageFailure == nil {
-            do { try commitNow() } catch { logger.error("final commit failed: \(error)") }
+            do {
+                // Refutations may have raised our incarnation: the next start continues above it.
+                if let incarnation = membership?.myself.incarnation {
+                    try persist { try $0.setValue(Self.encodeUInt64(incarnation), forKey: "incarnation") }
+                }
+                try commitNow()
+            } catch {
+                logger.error("final commit failed: \(error)")
+            }
         }
         store?.close()
         for subscriber in subscribers.values { subscriber.continuation.finish() }
@@ -541,13 +547,11 @@ public actor MeshNode: Service {
             outboxes[node] = created
             continuation = created
             let transport = self.transport
+            // One sender per peer keeps its messages in order; a failed send (no session) is dropped,
+            // and gossip repairs what it carried.
             Task.detached {
-                var batch: [[UInt8]] = []
                 for await message in stream {
-                    batch.append(message)
-                    // Whatever else is already queued goes in the same flush.
-                    try? await transport.send(contentsOf: batch, to: node)
-                    batch.removeAll(keepingCapacity: true)
+                    try? await transport.send(message, to: node)
                 }
             }
         }
