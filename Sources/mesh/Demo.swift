@@ -61,6 +61,11 @@ struct Demo: AsyncParsableCommand {
         let identities = try names.map { _ in try NodeIdentity.generate() }
         var generator = SystemRandomNumberGenerator()
         let clusterKey = (0..<32).map { _ in UInt8.random(in: 0...255, using: &generator) }
+        // The key files a real deployment would have (`mesh keygen`), written as real ones are.
+        for (name, identity) in zip(names, identities) { try identity.save(to: "\(directory)/\(name).identity.key") }
+        guard FileManager.default.createFile(
+            atPath: "\(directory)/cluster.key", contents: Data(clusterKey), attributes: [.posixPermissions: 0o600])
+        else { throw failure("cannot write \(directory)/cluster.key") }
         let admission = try AdmissionPolicy(
             allowedPeers: Set(identities.map(\.nodeID)), epoch: 1, clusterKey: clusterKey)
         step("keys", "\(nodes) node identities (Ed25519) and one cluster key in \(directory)")

@@ -65,7 +65,8 @@ LoggingSystem.bootstrap { label in
 }
 let options = Options(CommandLine.arguments)
 let base = NSTemporaryDirectory() + "statemesh-node-bench-\(UInt32.random(in: 0...UInt32.max))"
-defer { try? FileManager.default.removeItem(atPath: base) }
+/// Removes the data directories (top-level `defer` does not run before `exit`).
+func cleanUp() { try? FileManager.default.removeItem(atPath: base) }
 
 let rssBefore = residentBytes()
 let identities = try (0..<options.nodes).map { _ in try NodeIdentity.generate() }
@@ -122,6 +123,7 @@ if options.latencyEvents > 0 {
     report("event_all_seen_median_ms", allSeen[allSeen.count / 2])
     report("event_all_seen_max_ms", allSeen.last ?? 0)
     for node in nodes { await node.shutdown() }
+    cleanUp()
     exit(0)
 }
 
@@ -217,4 +219,5 @@ report("resident_mb_per_node", Double(rssAfter - rssBefore) / Double(options.nod
 report("resident_mb_process", Double(rssAfter) / 1e6)
 FileHandle.standardError.write(
     Data("bytes by kind: \(byKind.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))\n".utf8))
+cleanUp()
 exit(converged ? 0 : 1)
