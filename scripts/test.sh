@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The test command (what CI runs): bootstrap, build with warnings as errors,
-# run every test, `mesh demo`, the three examples, then the fuzz smoke (every fuzz target for FUZZ_SMOKE_SECONDS,
+# run every test, `mesh demo`, the three examples, the RESP compatibility checks
+# (scripts/resp-compat.sh: redis-py and redis-cli against three `mesh node` processes), then the fuzz smoke (every fuzz target for FUZZ_SMOKE_SECONDS,
 # default 30, and a replay of Fuzz/FailCases/).
 #
 # Environment:
@@ -36,6 +37,9 @@ grep -Eq "^All [0-9]+ nodes converged to identical state" .build/demo-output.txt
 
 step "examples (each must end with PASS)"
 scripts/examples.sh
+
+step "RESP compatibility (compat.py and redis-cli against a 3-node mesh)"
+MESH=.build/debug/mesh scripts/resp-compat.sh
 
 smoke=${FUZZ_SMOKE_SECONDS:-30}
 if [ "$smoke" != "0" ]; then

@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# The RESP front door beside Redis in the same run: redis-benchmark against one node of a 3-node mesh
+# (release `mesh`, durability batched with a 5 ms group-commit interval, the two other nodes replicating)
+# and against a plain redis-server (Debian package, --save '' --appendonly no: no persistence), without
+# and with pipelining (-P 1, -P 16). Prints a Markdown table (ops/s and the mesh/redis ratio), then
+# checks that the mesh converged afterwards (the INCR counter and DBSIZE equal on all three nodes).
+#
+#   scripts/bench-resp.sh
+#   REQUESTS=50000 CLIENTS=50 scripts/bench-resp.sh
+#
+# Environment:
+#   REQUESTS     requests per test (default 200000)
+#   CLIENTS      parallel connections of redis-benchmark (default 50, its own default)
+#   TESTS        redis-benchmark -t list (default ping,set,get,incr,sadd,hset)
+#   MAX_LOAD     refuse to run when the 1-minute load average is above this (default 1.5)
+#   FORCE=1      run anyway (the figures are then not comparable; the load is printed with them)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+requests=${REQUESTS:-200000}
+clients=${CLIENTS:-50}
+tests=${TESTS:-ping,set,get,incr,sadd,hset}
+max_load=${MAX_LOAD:-1.5}
+
+load=$(cut -d' ' -f1 /proc/loadavg)
+if awk -v l="$load" -v m="$max_load" 'BEGIN { exit !(l > m) }'; then
+    if [ "${FORCE:-0}" = "1" ]; then
+        echo "bench-resp.sh: WARNING: load average $load > $max_load; running anyway (FORCE=1), figures are not comparable" >&2
+    else
+        echo "bench-resp.sh: load average $load > $max_load: other work would distort the figures; retry later or set FORCE=1" >&2
+        exit 1
+    fi
+fi
+
+scripts/bootstrap.sh >/dev/null
+swift build -c release --product mesh >/dev/null
+mesh=.build/release/mesh
+
+scratch=$(mktemp -d)
+serve_pid=""
+redis_pid=""
+cleanup() {
+    for pid in $serve_pid $redis_pid; do kill "$pid" 2>/dev/null || true; done
+    for pid in $serve_pid $redis_pid; do wait "$pid" 2>/dev/null || true; done
+    rm -rf "$scratch"
+}
+trap cleanup EXIT
+
+# The mesh: compat.py --serve starts three nodes (gossip 50 ms) and writes their ports when they have met.
+python3 Tests/RESPCompat/compat.py --mesh "$mesh" --serve "$scratch/ports.json" \
+    --durability batched --interval-ms 5 >"$scratch/serve.log" 2>&1 &
+serve_pid=$!
+redis_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no --dir "$scratch" \
+    >"$scratch/redis.log" 2>&1 &
+redis_pid=$!
+for _ in $(seq 1 600); do
+    [ -f "$scratch/ports.json" ] && break
+    kill -0 "$serve_pid" 2>/dev/null || { cat "$scratch/serve.log" >&2; exit 1; }
+    sleep 0.1
+done
+[ -f "$scratch/ports.json" ] || { echo "bench-resp.sh: the mesh did not start in 60 s" >&2; cat "$scratch/serve.log" >&2; exit 1; }
+read -r p1 p2 p3 password < <(python3 -c 'import json, sys; d = json.load(open(sys.argv[1])); print(*d["resp"], d["password"]["C"])' "$scratch/ports.json")
+for _ in $(seq 1 100); do redis-cli -p "$redis_port" PING >/dev/null 2>&1 && break; sleep 0.1; done
+
+echo "# $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) CPUs, $(uname -sr), load before: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "# mesh $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- Sources 2>/dev/null || echo +dirty) (release): 3 nodes on 127.0.0.1, durability batched, interval 5 ms; redis-benchmark against node 1 (port $p1), nodes 2 and 3 replicate"
+echo "# $(redis-server --version | cut -d' ' -f1-3) (port $redis_port): --save '' --appendonly no"
+echo "# redis-benchmark -t $tests -n $requests -c $clients -q --csv, -P 1 and -P 16"
+for pipeline in 1 16; do
+    for system in mesh redis; do
+        port=$p1
+        [ "$system" = redis ] && port=$redis_port
+        echo "# $system -P $pipeline, load $(cut -d' ' -f1 /proc/loadavg)" >&2
+        redis-benchmark -p "$port" -t "$tests" -n "$requests" -c "$clients" -P "$pipeline" -q --csv \
+            | sed "s/^/$system,$pipeline,/" >>"$scratch/results.csv"
+    done
+done
+echo "# load after: $(cut -d' ' -f1-3 /proc/loadavg)"
+
+echo
+python3 - "$scratch/results.csv" <<'PY'
+import csv, sys
+rows = {}
+order = []
+for record in csv.reader(open(sys.argv[1])):
+    if len(record) < 4 or record[2] == "test":
+        continue
+    system, pipeline, test, rps = record[0], int(record[1]), record[2], float(record[3])
+    if (test, pipeline) not in order:
+        order.append((test, pipeline))
+    rows[(system, test, pipeline)] = rps
+print("| test | P | mesh ops/s | redis ops/s | mesh/redis |")
+print("|---|---:|---:|---:|---:|")
+for test, pipeline in sorted(order, key=lambda k: (k[1], order.index(k))):
+    mesh, redis = rows.get(("mesh", test, pipeline)), rows.get(("redis", test, pipeline))
+    ratio = f"{mesh / redis:.2f}" if mesh and redis else "—"
+    fmt = lambda v: f"{v:,.0f}" if v else "—"
+    print(f"| {test} | {pipeline} | {fmt(mesh)} | {fmt(redis)} | {ratio} |")
+PY
+
+# Convergence: redis-benchmark's INCR always hits `counter:__rand_int__` (no -r), so the counter must equal the
+# INCR requests of both passes on every node; DBSIZE must agree.
+echo
+case ",$tests," in *,incr,*) expected=$((2 * requests)) ;; *) expected="" ;; esac
+converged=0
+started=$(date +%s%N)
+for _ in $(seq 1 300); do
+    c1=$(redis-cli -p "$p1" GET 'counter:__rand_int__'); c2=$(redis-cli -p "$p2" GET 'counter:__rand_int__')
+    c3=$(redis-cli -p "$p3" -a "$password" --no-auth-warning GET 'counter:__rand_int__')
+    d1=$(redis-cli -p "$p1" DBSIZE); d2=$(redis-cli -p "$p2" DBSIZE); d3=$(redis-cli -p "$p3" -a "$password" --no-auth-warning DBSIZE)
+    if [ "$c1" = "$c2" ] && [ "$c2" = "$c3" ] && [ "$d1" = "$d2" ] && [ "$d2" = "$d3" ] \
+        && { [ -z "$expected" ] || [ "$c1" = "$expected" ]; }; then
+        converged=1
+        break
+    fi
+    sleep 0.1
+done
+waited_ms=$(( ($(date +%s%N) - started) / 1000000 ))
+echo "convergence: counter:__rand_int__ = $c1 / $c2 / $c3 (expected ${expected:-any, equal}), DBSIZE = $d1 / $d2 / $d3 on nodes 1 / 2 / 3"
+if [ "$converged" = 1 ]; then
+    echo "convergence: all three nodes agree (${waited_ms} ms after the last benchmark ended)"
+else
+    echo "bench-resp.sh: the mesh did not converge within 30 s of the benchmark" >&2
+    exit 1
+fi
