@@ -5,6 +5,7 @@
 //   MeshCRDT -> MeshCodec -> MeshReplication -> MeshSimulation (-> mesh-sim)
 //   CSodium -> MeshSecurity -> MeshTransport
 //   MeshReplication (for `Instant`) -> MeshMembership (SWIM, sans-IO);  CSQLite -> MeshStorage
+//   NIOCore -> MeshRESP (Redis protocol codec, sans-IO)
 //   StateMesh (MeshNode: all of the above) -> mesh (the command), mesh-crash-writer (a crash-test helper)
 import PackageDescription
 
@@ -30,6 +31,7 @@ let package = Package(
         .executable(name: "mesh", targets: ["mesh"]),
         .library(name: "MeshStorage", targets: ["MeshStorage"]),
         .library(name: "MeshMembership", targets: ["MeshMembership"]),
+        .library(name: "MeshRESP", targets: ["MeshRESP"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -142,6 +144,13 @@ let package = Package(
             swiftSettings: strictSettings
         ),
 
+        // MARK: Redis protocol (RESP2/RESP3) codec, sans-IO; used by the RESP server
+        .target(
+            name: "MeshRESP",
+            dependencies: [.product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: strictSettings
+        ),
+
         // MARK: Durable local storage
         .systemLibrary(
             name: "CSQLite",
@@ -223,6 +232,11 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "MetricsTestKit", package: "swift-metrics"),
             ],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "MeshRESPTests",
+            dependencies: ["MeshRESP", .product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: strictSettings
         ),
         .testTarget(
