@@ -5,6 +5,8 @@
 //   MeshCRDT -> MeshCodec -> MeshReplication -> MeshSimulation (-> mesh-sim)
 //   CSodium -> MeshSecurity -> MeshTransport
 //   MeshReplication (for `Instant`) -> MeshMembership (SWIM, sans-IO);  CSQLite -> MeshStorage
+//   NIOCore -> MeshRESP (Redis protocol codec, sans-IO)
+//   StateMesh + MeshRESP -> MeshRESPServer (a node's Redis-protocol front door) -> MeshConfigFile, mesh
 //   StateMesh (MeshNode: all of the above) -> mesh (the command), mesh-crash-writer (a crash-test helper)
 import PackageDescription
 
@@ -27,9 +29,11 @@ let package = Package(
         .library(name: "MeshSecurity", targets: ["MeshSecurity"]),
         .library(name: "MeshTransport", targets: ["MeshTransport"]),
         .library(name: "StateMesh", targets: ["StateMesh"]),
+        .library(name: "MeshRESPServer", targets: ["MeshRESPServer"]),
         .executable(name: "mesh", targets: ["mesh"]),
         .library(name: "MeshStorage", targets: ["MeshStorage"]),
         .library(name: "MeshMembership", targets: ["MeshMembership"]),
+        .library(name: "MeshRESP", targets: ["MeshRESP"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -115,11 +119,23 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        // The Redis-protocol front door of a node (RESP2/RESP3 server on the node's event loop).
+        .target(
+            name: "MeshRESPServer",
+            dependencies: [
+                "StateMesh", "MeshRESP", "MeshReplication", "MeshCRDT",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictSettings
+        ),
         // The `mesh node` configuration file (JSON + STATEMESH_* environment overrides); used by `mesh`.
         .target(
             name: "MeshConfigFile",
             dependencies: [
-                "StateMesh", "MeshSecurity", "MeshReplication", "MeshMembership", "MeshStorage",
+                "StateMesh", "MeshSecurity", "MeshReplication", "MeshMembership", "MeshStorage", "MeshRESPServer",
                 .product(name: "Configuration", package: "swift-configuration"),
                 .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "Logging", package: "swift-log"),
@@ -130,6 +146,7 @@ let package = Package(
             name: "mesh",
             dependencies: [
                 "StateMesh", "MeshConfigFile", "MeshSecurity", "MeshReplication", "MeshMembership", "MeshStorage",
+                "MeshRESPServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -139,6 +156,13 @@ let package = Package(
         .executableTarget(
             name: "mesh-crash-writer",
             dependencies: ["StateMesh", "MeshSecurity", "MeshStorage"],
+            swiftSettings: strictSettings
+        ),
+
+        // MARK: Redis protocol (RESP2/RESP3) codec, sans-IO; used by the RESP server
+        .target(
+            name: "MeshRESP",
+            dependencies: [.product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: strictSettings
         ),
 
@@ -222,6 +246,20 @@ let package = Package(
                 "MeshConfigFile", "MeshCodec",
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "MetricsTestKit", package: "swift-metrics"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "MeshRESPTests",
+            dependencies: ["MeshRESP", .product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "MeshRESPServerTests",
+            dependencies: [
+                "MeshRESPServer", "MeshRESP", "StateMesh", "MeshSecurity",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSettings
         ),

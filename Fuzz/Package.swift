@@ -21,11 +21,17 @@ let fuzzers: [(name: String, products: [String], helpers: [String])] = [
     ("FuzzProtocolMessages", ["MeshCRDT", "MeshCodec", "MeshReplication"], []),
     ("FuzzMembershipMessages", ["MeshCRDT", "MeshCodec", "MeshReplication", "MeshMembership"], []),
     ("FuzzCheckpoint", ["MeshCodec", "MeshReplication"], []),
+    ("FuzzRESP", ["MeshRESP"], []),
+]
+
+/// Products of other packages a fuzzer names directly: MeshRESP's API takes and returns NIOCore's `ByteBuffer`.
+let externalProducts: [String: [Target.Dependency]] = [
+    "FuzzRESP": [.product(name: "NIOCore", package: "swift-nio")]
 ]
 
 /// Code shared by several fuzzers (not fuzzers themselves): name and StateMesh products.
 let helpers: [(name: String, products: [String])] = [
-    ("SecurityFuzzFixtures", ["MeshSecurity"]),
+    ("SecurityFuzzFixtures", ["MeshSecurity"])
 ]
 
 let package = Package(
@@ -33,13 +39,15 @@ let package = Package(
     platforms: [.macOS(.v15)],
     dependencies: [
         // `name:` gives the root its identity; a bare path would take the folder name.
-        .package(name: "StateMesh", path: "..")
+        .package(name: "StateMesh", path: ".."),
+        // The same URL and version as the root Package.swift, for FuzzRESP's `import NIOCore`.
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
     ],
     targets: fuzzers.map { fuzzer in
         .executableTarget(
             name: fuzzer.name,
             dependencies: fuzzer.products.map { .product(name: $0, package: "StateMesh") }
-                + fuzzer.helpers.map { .target(name: $0) },
+                + fuzzer.helpers.map { .target(name: $0) } + (externalProducts[fuzzer.name] ?? []),
             path: "Sources/\(fuzzer.name)",
             swiftSettings: [.swiftLanguageMode(.v6), .unsafeFlags(["-parse-as-library"])]
         )

@@ -138,32 +138,104 @@ public struct GCounter: DeltaCRDT, CustomStringConvertible {
     }
 }
 
-/// A counter that goes up and down: two grow-only counters, increments and
-/// decrements. The value is their difference.
+/// A counter that goes up and down, with observed resets: two grow-only
+/// counters, increments and decrements, and two more, the reset baselines.
+///
+/// A reset records, per replica, the increments and decrements it observed as
+/// already reset (its baselines); the value counts only what lies above them.
+/// Baselines join by pointwise maximum like the counts, so `merge` stays a join:
+/// two concurrent resets give 0 (not minus the value), and an increment
+/// concurrent with a reset (above every baseline of its replica) survives it.
+/// A reset is to counts what an observed remove is to an `ORSet`'s dots: it
+/// covers what it saw, nothing else.
+///
+/// A counter never reset stores no baselines (one word, no allocation), so
+/// increments and reads cost what they cost before resets existed.
+///
+/// ### Invariants
+/// - Baselines are stored only when at least one of them is non-empty: equal
+///   counters have equal storage.
 public struct PNCounter: DeltaCRDT, CustomStringConvertible {
     /// Everything added, per replica.
     public var increments: GCounter
     /// Everything subtracted, per replica.
     public var decrements: GCounter
 
+    /// The reset baselines; `.absent` (no allocation) until the first reset.
+    @usableFromInline
+    indirect enum Baselines: Equatable, Sendable {
+        case absent
+        case present(increments: GCounter, decrements: GCounter)
+
+        @inlinable
+        init(increments: GCounter, decrements: GCounter) {
+            self =
+                increments.isBottom && decrements.isBottom
+                ? .absent : .present(increments: increments, decrements: decrements)
+        }
+    }
+
+    @usableFromInline
+    var baselines: Baselines
+
     /// The zero counter.
     @inlinable
     public init() {
         increments = GCounter()
         decrements = GCounter()
+        baselines = .absent
     }
 
-    /// Creates a counter from its two halves.
+    /// Creates a counter from its two halves, without reset baselines.
     @inlinable
     public init(increments: GCounter, decrements: GCounter) {
         self.increments = increments
         self.decrements = decrements
+        self.baselines = .absent
     }
 
-    /// Increments minus decrements, clamped to the range of `Int64`.
+    /// Creates a counter from its counts and its reset baselines (for decoders).
+    ///
+    /// A baseline may exceed its replica's count (a reset can arrive before the
+    /// counts it covers where delivery is not causal); that replica then counts 0.
+    public init(increments: GCounter, decrements: GCounter, resetIncrements: GCounter, resetDecrements: GCounter) {
+        self.increments = increments
+        self.decrements = decrements
+        self.baselines = Baselines(increments: resetIncrements, decrements: resetDecrements)
+    }
+
+    /// Per replica, the increments already reset (observed by a reset).
+    public var resetIncrements: GCounter {
+        if case .present(let increments, _) = baselines { return increments }
+        return GCounter()
+    }
+
+    /// Per replica, the decrements already reset (observed by a reset).
+    public var resetDecrements: GCounter {
+        if case .present(_, let decrements) = baselines { return decrements }
+        return GCounter()
+    }
+
+    /// Whether the counter holds reset baselines (it or a state it merged was reset).
+    @inlinable
+    public var hasResets: Bool {
+        if case .absent = baselines { return false }
+        return true
+    }
+
+    /// Σ over replicas of (increments − reset increments) − (decrements − reset
+    /// decrements), each difference saturating at 0, clamped to the range of `Int64`.
     public var value: Int64 {
-        let up = increments.value
-        let down = decrements.value
+        let up: UInt64
+        let down: UInt64
+        switch baselines {
+        case .absent:
+            up = increments.value
+            down = decrements.value
+        case .present(let resetUp, let resetDown):
+            up = increments.sum(above: resetUp)
+            down = decrements.sum(above: resetDown)
+        }
         if up >= down {
             let difference = up - down
             return difference > UInt64(Int64.max) ? .max : Int64(difference)
@@ -172,9 +244,22 @@ public struct PNCounter: DeltaCRDT, CustomStringConvertible {
         return difference > UInt64(Int64.max) ? .min : -Int64(difference)
     }
 
-    /// Whether nothing was counted.
+    /// Whether nothing was counted beyond the reset baselines: a new or reset
+    /// counter. A counter incremented and then decremented to 0 is not empty.
+    public var isEmpty: Bool {
+        switch baselines {
+        case .absent: return increments.isBottom && decrements.isBottom
+        case .present(let resetUp, let resetDown):
+            return increments.sum(above: resetUp) == 0 && decrements.sum(above: resetDown) == 0
+        }
+    }
+
+    /// Whether nothing was counted and nothing reset.
     @inlinable
-    public var isBottom: Bool { increments.isBottom && decrements.isBottom }
+    public var isBottom: Bool {
+        guard case .absent = baselines else { return false }
+        return increments.isBottom && decrements.isBottom
+    }
 
     /// Adds `amount` at `replica`; returns the delta.
     @inlinable
@@ -190,12 +275,58 @@ public struct PNCounter: DeltaCRDT, CustomStringConvertible {
         PNCounter(increments: GCounter(), decrements: decrements.increment(by: amount, at: replica))
     }
 
-    /// Joins both halves.
+    /// Resets the counter to 0 as observed here (observed reset); returns the delta.
+    ///
+    /// The baselines rise to the current counts, and the delta holds just the
+    /// current counts as baselines: a replica merging it drops exactly the counts
+    /// this replica had seen, and keeps increments and decrements it had not (a
+    /// concurrent increment survives the reset). The bottom delta when nothing was
+    /// counted.
+    @discardableResult
+    public mutating func reset() -> PNCounter {
+        var delta = PNCounter()
+        delta.baselines = Baselines(increments: increments, decrements: decrements)
+        // A join, not an assignment: a baseline may already exceed its count here (it
+        // arrived before the counts it covers), and baselines never go down.
+        merge(delta)
+        return delta
+    }
+
+    /// Joins counts and baselines, each by pointwise maximum.
     public mutating func merge(_ other: PNCounter) {
         increments.merge(other.increments)
         decrements.merge(other.decrements)
+        guard case .present(let theirUp, let theirDown) = other.baselines else { return }
+        guard case .present(var myUp, var myDown) = baselines else {
+            baselines = other.baselines
+            return
+        }
+        baselines = .absent  // release the box so the merges below are in place
+        myUp.merge(theirUp)
+        myDown.merge(theirDown)
+        baselines = .present(increments: myUp, decrements: myDown)
     }
 
     /// `PNCounter(value)`.
     public var description: String { "PNCounter(\(value))" }
+}
+
+extension GCounter {
+    /// Σ over replicas of (count − baseline), each difference saturating at 0 (and
+    /// the sum at `UInt64.max`): what is left of the counts above a reset.
+    ///
+    /// - Complexity: O(n + m), a walk of both sorted count lists.
+    func sum(above baseline: GCounter) -> UInt64 {
+        if baseline.isBottom { return value }
+        let counts = self.counts
+        let floor = baseline.counts
+        var total: UInt64 = 0
+        var index = 0
+        for entry in counts {
+            while index < floor.count && floor[index].replica < entry.replica { index += 1 }
+            let covered = index < floor.count && floor[index].replica == entry.replica ? floor[index].counter : 0
+            if entry.counter > covered { total = saturatingAdd(total, entry.counter - covered) }
+        }
+        return total
+    }
 }

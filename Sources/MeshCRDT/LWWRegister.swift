@@ -28,17 +28,31 @@ public struct LWWWrite<Value: Hashable & Sendable>: Hashable, Sendable {
 
 /// A last-writer-wins register: the write with the greatest `(timestamp, replica)`.
 ///
-/// The bottom element holds no value. Merge keeps the greater write, so it is
-/// deterministic on every replica. Two different values under one
-/// `(timestamp, replica)` can only come from a faulty writer; merge then keeps
-/// the value already held.
+/// The bottom element holds nothing and was never written. A deletion (`clear`)
+/// is a write without a value: it competes with ordinary writes by
+/// `(timestamp, replica)` like any write, so a set later than a deletion wins and
+/// a deletion later than a set wins. A cleared register has no value but is not
+/// bottom: it remembers the deletion's timestamp so that older writes stay lost.
+/// Merge keeps the greater write, so it is deterministic on every replica. Two
+/// different writes under one `(timestamp, replica)` can only come from a faulty
+/// writer; merge then keeps the write already held.
+///
+/// ### Invariants
+/// - `lastWrite.value == nil` means a deletion; `lastWrite == nil` means bottom.
 public struct LWWRegister<Value: Hashable & Sendable>: DeltaCRDT {
     @usableFromInline
-    var storedWrite: LWWWrite<Value>?
+    var storedWrite: LWWWrite<Value?>?
 
-    /// The winning write, if any.
+    /// The winning write if it holds a value (`nil` when bottom or cleared).
     @inlinable
-    public var write: LWWWrite<Value>? { storedWrite }
+    public var write: LWWWrite<Value>? {
+        guard let stored = storedWrite, let value = stored.value else { return nil }
+        return LWWWrite(value: value, timestamp: stored.timestamp, replica: stored.replica)
+    }
+
+    /// The winning write, deletions included: its `value` is `nil` for a deletion.
+    @inlinable
+    public var lastWrite: LWWWrite<Value?>? { storedWrite }
 
     /// The empty register.
     @inlinable
@@ -46,15 +60,25 @@ public struct LWWRegister<Value: Hashable & Sendable>: DeltaCRDT {
 
     /// A register holding `write`.
     @inlinable
-    public init(_ write: LWWWrite<Value>?) { storedWrite = write }
+    public init(_ write: LWWWrite<Value>?) {
+        storedWrite = write.map { LWWWrite(value: $0.value, timestamp: $0.timestamp, replica: $0.replica) }
+    }
 
-    /// The current value, if any.
+    /// A register holding `lastWrite`, which may be a deletion (`value == nil`); for decoders.
     @inlinable
-    public var value: Value? { write?.value }
+    public init(lastWrite: LWWWrite<Value?>?) { storedWrite = lastWrite }
 
-    /// Whether nothing was written.
+    /// The current value, if any (`nil` when bottom or cleared).
     @inlinable
-    public var isBottom: Bool { write == nil }
+    public var value: Value? { storedWrite?.value ?? nil }
+
+    /// Whether the winning write is a deletion.
+    @inlinable
+    public var isCleared: Bool { storedWrite.map { $0.value == nil } ?? false }
+
+    /// Whether nothing was ever written (a cleared register is not bottom).
+    @inlinable
+    public var isBottom: Bool { storedWrite == nil }
 
     /// Writes `value` with `timestamp` at `replica`; returns the delta (the write).
     ///
@@ -63,15 +87,28 @@ public struct LWWRegister<Value: Hashable & Sendable>: DeltaCRDT {
     @inlinable
     @discardableResult
     public mutating func set(_ value: Value, timestamp: HLCTimestamp, at replica: ReplicaID) -> LWWRegister {
-        let delta = LWWRegister(LWWWrite(value: value, timestamp: timestamp, replica: replica))
+        let delta = LWWRegister(lastWrite: LWWWrite(value: value, timestamp: timestamp, replica: replica))
         merge(delta)
         return delta
     }
 
-    /// Keeps the greater write.
+    /// Deletes the value with `timestamp` at `replica` (a last-writer-wins
+    /// deletion); returns the delta (the deletion).
+    ///
+    /// The deletion is ordered with ordinary writes by `(timestamp, replica)`: a
+    /// concurrent write with a greater timestamp survives it, an older one does not.
+    @inlinable
+    @discardableResult
+    public mutating func clear(timestamp: HLCTimestamp, at replica: ReplicaID) -> LWWRegister {
+        let delta = LWWRegister(lastWrite: LWWWrite(value: nil, timestamp: timestamp, replica: replica))
+        merge(delta)
+        return delta
+    }
+
+    /// Keeps the greater write (deletions included).
     @inlinable
     public mutating func merge(_ other: LWWRegister) {
-        guard let incoming = other.write else { return }
+        guard let incoming = other.storedWrite else { return }
         guard let current = storedWrite else {
             storedWrite = incoming
             return
@@ -211,6 +248,21 @@ public struct LWWMap<Key: Hashable & Sendable, Value: Hashable & Sendable>: Delt
         for old in previous { deltaContext.insert(old.dot) }
         return LWWMap(uncheckedEntries: [:], context: deltaContext)
     }
+
+    /// Removes every key (observed-remove of every write seen here); returns the
+    /// delta: no entries, and a context of the removed writes' dots.
+    ///
+    /// A write this replica has not seen (a concurrent `set`) survives it.
+    @discardableResult
+    public mutating func removeAll() -> LWWMap {
+        let removed = CausalContext(dots: entries.values.lazy.flatMap { $0.lazy.map(\.dot) })
+        entries = [:]
+        return LWWMap(uncheckedEntries: [:], context: removed)
+    }
+
+    /// Whether no key is present (the map may still have seen writes).
+    @inlinable
+    public var isEmpty: Bool { entries.isEmpty }
 
     /// Joins `other` into `self`, key by key (see `ORSet.merge` for the shape).
     @inlinable

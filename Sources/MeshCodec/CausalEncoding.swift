@@ -89,6 +89,14 @@ extension RecordDecoder {
     mutating func readEntries(_ what: @autoclosure () -> String) throws(CodecError) -> [VersionVector.Entry] {
         let count = try reader.readCount(
             limit: limits.maximumReplicas, minimumItemBytes: 2, "entry count of \(what())")
+        return try readEntries(count: count, what())
+    }
+
+    /// Reads `count` (already read and checked) per-replica counters: `(replica counter)*`.
+    @usableFromInline
+    mutating func readEntries(count: Int, _ what: @autoclosure () -> String) throws(CodecError)
+        -> [VersionVector.Entry]
+    {
         var entries: [VersionVector.Entry] = []
         entries.reserveCapacity(count)
         var previous = -1

@@ -64,8 +64,12 @@ import MeshCRDT
 /// body VersionVector = versionVector
 /// body CausalContext = causalContext
 /// body GCounter      = versionVector              ; per-replica counts
-/// body PNCounter     = versionVector versionVector ; increments, decrements
-/// body LWWRegister   = 0x00 | 0x01 write<V>
+/// body PNCounter     = versionVector decrementHead (replica counter)* [versionVector versionVector]
+///                      ; increments; decrementHead = 2 × (decrement entries) + 1 when reset
+///                      ; baselines follow (reset increments, then reset decrements; not both
+///                      ; empty), + 0 otherwise: a counter never reset costs no extra byte
+/// body LWWRegister   = 0x00 | 0x01 write<V> | 0x02 timestamp replica
+///                      ; never written | a write | a deletion (a write without a value)
 /// body ORSet         = causalContext count (element:E elementDots)*
 /// body LWWMap        = causalContext count (key:K count (dot write<V>)*)*
 ///                      ; each key >= 1 write; one key's dots form a sequence

@@ -67,23 +67,61 @@ extension PNCounter: RecordCodable {
     /// Kind `0x04`.
     public static var recordKind: RecordKind { RecordKind(tag: 0x04, name: "PNCounter") }
 
-    /// Every replica of either half.
+    /// Every replica of the counts and of the reset baselines.
     public func collectReplicas(into collector: inout ReplicaCollector) {
         increments.collectReplicas(into: &collector)
         decrements.collectReplicas(into: &collector)
+        if hasResets {
+            resetIncrements.collectReplicas(into: &collector)
+            resetDecrements.collectReplicas(into: &collector)
+        }
     }
 
-    /// Increments, then decrements.
+    /// Increments; decrements, their count doubled with bit 0 set when reset
+    /// baselines follow; then, if so, the reset increments and reset decrements.
+    ///
+    /// Folding the flag into the count keeps a counter that was never reset as
+    /// small as before resets existed (below 64 decrementing replicas).
     public func encodeBody(to encoder: inout RecordEncoder) {
         increments.encodeBody(to: &encoder)
-        decrements.encodeBody(to: &encoder)
+        let down = decrements.counts
+        encoder.writer.writeVarint(UInt64(down.count) << 1 | (hasResets ? 1 : 0))
+        for entry in down {
+            encoder.writeReplica(entry.replica)
+            encoder.writer.writeVarint(entry.counter)
+        }
+        if hasResets {
+            resetIncrements.encodeBody(to: &encoder)
+            resetDecrements.encodeBody(to: &encoder)
+        }
     }
 
-    /// Reads increments, then decrements.
+    /// Reads increments, the decrements with the baselines flag, then the baselines if flagged.
+    ///
+    /// - Throws: `.notCanonical` when the flag announces baselines that are both
+    ///   empty (a counter without baselines clears the flag).
     public init(decodingBody decoder: inout RecordDecoder) throws(CodecError) {
         let increments = try GCounter(decodingBody: &decoder)
-        let decrements = try GCounter(decodingBody: &decoder)
-        self.init(increments: increments, decrements: decrements)
+        let headOffset = decoder.offset
+        let head = try decoder.reader.readVarint("decrement count of a PNCounter")
+        let count = try decoder.reader.checkCount(
+            head >> 1, at: headOffset, limit: decoder.limits.maximumReplicas, minimumItemBytes: 2,
+            "decrement count of a PNCounter")
+        let down = try decoder.readEntries(count: count, "PNCounter decrements")
+        let decrements = GCounter(counts: down.lazy.map { ($0.replica, $0.counter) })
+        guard head & 1 == 1 else {
+            self.init(increments: increments, decrements: decrements)
+            return
+        }
+        let baselinesOffset = decoder.offset
+        let resetIncrements = try GCounter(decodingBody: &decoder)
+        let resetDecrements = try GCounter(decodingBody: &decoder)
+        if resetIncrements.isBottom && resetDecrements.isBottom {
+            throw CodecError(.notCanonical, at: baselinesOffset, "PNCounter reset baselines are flagged but empty")
+        }
+        self.init(
+            increments: increments, decrements: decrements, resetIncrements: resetIncrements,
+            resetDecrements: resetDecrements)
     }
 }
 
@@ -94,24 +132,31 @@ extension LWWRegister: RecordCodable where Value: WireCodable {
         RecordKind(tag: 0x05, name: "LWWRegister", parameter: Value.wireTypeTag)
     }
 
-    /// The writer of the current write.
+    /// The writer of the current write or deletion.
     @inlinable
     public func collectReplicas(into collector: inout ReplicaCollector) {
-        if let write { collector.insert(write.replica) }
+        if let write = lastWrite { collector.insert(write.replica) }
     }
 
-    /// `0x00` when empty, else `0x01 write`.
+    /// `0x00` when never written, `0x01 write` for a write, `0x02 timestamp replica`
+    /// for a deletion.
     @inlinable
     public func encodeBody(to encoder: inout RecordEncoder) {
-        guard let write else {
+        guard let stored = lastWrite else {
             encoder.writer.writeByte(0)
             return
         }
-        encoder.writer.writeByte(1)
-        encoder.writeWrite(write)
+        if let write {
+            encoder.writer.writeByte(1)
+            encoder.writeWrite(write)
+        } else {
+            encoder.writer.writeByte(2)
+            encoder.writeTimestamp(stored.timestamp)
+            encoder.writeReplica(stored.replica)
+        }
     }
 
-    /// Reads the presence byte and the write.
+    /// Reads the presence byte and the write or deletion.
     @inlinable
     public init(decodingBody decoder: inout RecordDecoder) throws(CodecError) {
         let flagOffset = decoder.offset
@@ -120,8 +165,12 @@ extension LWWRegister: RecordCodable where Value: WireCodable {
             self.init()
         case 1:
             self.init(try decoder.readWrite(Value.self))
+        case 2:
+            let timestamp = try decoder.readTimestamp()
+            let replica = try decoder.readReplica("replica of an LWWRegister deletion")
+            self.init(lastWrite: LWWWrite(value: nil, timestamp: timestamp, replica: replica))
         case let other:
-            throw CodecError(.invalidValue, at: flagOffset, "LWWRegister presence byte is \(other), not 0 or 1")
+            throw CodecError(.invalidValue, at: flagOffset, "LWWRegister presence byte is \(other), not 0, 1 or 2")
         }
     }
 }

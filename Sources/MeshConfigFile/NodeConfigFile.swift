@@ -2,6 +2,7 @@ import Configuration
 import Foundation
 import Logging
 import MeshMembership
+import MeshRESPServer
 import MeshReplication
 import MeshSecurity
 import MeshStorage
@@ -61,6 +62,14 @@ public struct NodeConfigFile: Sendable {
         Option(key: "membership.probe_interval_ms", kind: .integer, required: false, summary: "SWIM probe period (default 500)"),
         Option(key: "membership.probe_timeout_ms", kind: .integer, required: false, summary: "SWIM probe timeout (default 300)"),
         Option(key: "checkpoint_records", kind: .integer, required: false, summary: "journaled deltas between checkpoints (default 10000)"),
+        Option(key: "resp.host", kind: .string, required: false, summary: "RESP (Redis protocol) front door address (default 127.0.0.1)"),
+        Option(key: "resp.port", kind: .integer, required: false, summary: "RESP port (default listen.port + 2; -1 disables)"),
+        Option(key: "resp.password", kind: .string, required: false, summary: "password clients give with AUTH (default none: no AUTH)"),
+        Option(key: "resp.default_domain", kind: .string, required: false, summary: "domain of plain keys (default: the first of domains)"),
+        Option(key: "resp.max_clients", kind: .integer, required: false, summary: "connected RESP clients at most (default 10000)"),
+        Option(key: "resp.max_arguments", kind: .integer, required: false, summary: "arguments per command at most (default 65536)"),
+        Option(key: "resp.max_bulk_bytes", kind: .integer, required: false, summary: "bytes per argument at most (default 8 MiB)"),
+        Option(key: "resp.max_pipeline_bytes", kind: .integer, required: false, summary: "unexecuted bytes a client may send ahead (default 64 MiB)"),
         Option(key: "log.level", kind: .string, required: false, summary: "trace, debug, info (default), notice, warning, error, critical"),
     ]
 
@@ -172,6 +181,34 @@ public struct NodeConfigFile: Sendable {
         if port == -1 { return nil }
         guard (0...65_535).contains(port) else { throw problem("status.port", "\(port) is not a port (0...65535, or -1)") }
         return MemberAddress(host: string("status.host") ?? "127.0.0.1", port: port)
+    }
+
+    /// The RESP front door's configuration, or `nil` when `resp.port` is -1.
+    public func respConfiguration() throws -> RESPServerConfiguration? {
+        let port = integer("resp.port") ?? (listenPort == 0 ? 0 : listenPort + 2)
+        if port == -1 { return nil }
+        guard (0...65_535).contains(port) else { throw problem("resp.port", "\(port) is not a port (0...65535, or -1)") }
+        let domains = strings("domains") ?? ["default"]
+        let defaultDomain = string("resp.default_domain") ?? domains.first ?? "default"
+        guard domains.contains(defaultDomain) else {
+            throw problem("resp.default_domain", "\(defaultDomain) is not listed in domains")
+        }
+        if let password = string("resp.password"), password.isEmpty {
+            throw problem("resp.password", "empty; leave it out for no authentication")
+        }
+        var configuration = RESPServerConfiguration(
+            host: string("resp.host") ?? "127.0.0.1", port: port, password: string("resp.password"),
+            defaultDomain: defaultDomain)
+        func positive(_ key: String, _ apply: (Int) -> Void) throws {
+            guard let value = integer(key) else { return }
+            guard value >= 1 else { throw problem(key, "\(value) must be at least 1") }
+            apply(value)
+        }
+        try positive("resp.max_clients") { configuration.maximumClients = $0 }
+        try positive("resp.max_arguments") { configuration.limits.maximumArguments = $0 }
+        try positive("resp.max_bulk_bytes") { configuration.limits.maximumBulkBytes = $0 }
+        try positive("resp.max_pipeline_bytes") { configuration.maximumPipelineBytes = $0 }
+        return configuration
     }
 
     /// The configured log level (default info).

@@ -54,7 +54,9 @@ struct DeltaLog: Sendable {
 
     /// Replaces the newest record of `origin` (an open local delta-group that grew).
     mutating func replaceLast(of origin: ReplicaID, with record: DeltaRecord) {
-        guard var log = origins[origin], log.entries.count > log.head else {
+        // Moved out of the dictionary, the entries are uniquely referenced and change in place: a
+        // copy (`var log = origins[origin]`) would copy the whole array on write, once per write.
+        guard var log = origins.removeValue(forKey: origin), log.entries.count > log.head else {
             preconditionFailure("no record of \(origin) to replace")
         }
         let last = log.entries.count - 1

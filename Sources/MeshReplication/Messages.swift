@@ -79,7 +79,8 @@ public final class DeltaRecord: Sendable, Equatable, CustomStringConvertible {
         for update in updates {
             switch update.value {
             case .register(let register):
-                if let write = register.write, write.timestamp > latest { latest = write.timestamp }
+                // Deletions included: receivers' clocks must observe a deletion's timestamp too.
+                if let write = register.lastWrite, write.timestamp > latest { latest = write.timestamp }
             case .map(let map):
                 for entries in map.dottedEntries.values {
                     for entry in entries where entry.write.timestamp > latest { latest = entry.write.timestamp }

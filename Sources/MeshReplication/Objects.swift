@@ -61,6 +61,25 @@ public enum ObjectValue: Sendable, Equatable {
         }
     }
 
+    /// Whether the object holds nothing a client would see: a counter with no counts
+    /// beyond its reset baselines (one incremented and decremented back to 0 is not
+    /// empty), a set or map without elements, a register without a value (never
+    /// written, or cleared), a multi-value register without values, a disabled flag.
+    ///
+    /// A key whose object is empty does not exist for a client (Redis `EXISTS`,
+    /// `KEYS`, `DBSIZE`), although the object keeps the metadata that makes its
+    /// removal win over what it observed.
+    public var isEmpty: Bool {
+        switch self {
+        case .counter(let counter): counter.isEmpty
+        case .set(let set): set.isEmpty
+        case .map(let map): map.isEmpty
+        case .register(let register): register.value == nil
+        case .multiValueRegister(let register): register.dottedValues.isEmpty
+        case .flag(let flag): !flag.isEnabled
+        }
+    }
+
     /// Joins `other` into `self`; `false` (and no change) when the types differ.
     @discardableResult
     public mutating func merge(_ other: ObjectValue) -> Bool {
@@ -122,6 +141,16 @@ public enum WriteOperation: Sendable, Hashable {
     case enable
     /// Flag: disable.
     case disable
+    /// Any type: delete the object as observed here (Redis `DEL`). The associated
+    /// type is the type the key holds; the write is refused for a key of another type.
+    ///
+    /// - counter: an observed reset (an increment concurrent with it survives);
+    /// - set, map: removes every element or field observed (a concurrent add survives);
+    /// - register: a last-writer-wins deletion, ordered with assignments by
+    ///   `(timestamp, replica)`;
+    /// - multi-value register: removes every value observed;
+    /// - flag: disables it (removes the enables observed).
+    case clear(ObjectType)
 
     /// The object type this operation applies to.
     public var objectType: ObjectType {
@@ -132,6 +161,7 @@ public enum WriteOperation: Sendable, Hashable {
         case .assign: .register
         case .assignMultiValue: .multiValueRegister
         case .enable, .disable: .flag
+        case .clear(let type): type
         }
     }
 
@@ -198,6 +228,33 @@ public enum WriteOperation: Sendable, Hashable {
             let delta = value.disable()
             object = .flag(value)
             return .flag(delta)
+        case (.clear, .counter(var value)):
+            let delta = value.reset()
+            object = .counter(value)
+            return .counter(delta)
+        case (.clear, .set(var value)):
+            object = .flag(EWFlag())
+            let delta = value.removeAll()
+            object = .set(value)
+            return .set(delta)
+        case (.clear, .map(var value)):
+            object = .flag(EWFlag())
+            let delta = value.removeAll()
+            object = .map(value)
+            return .map(delta)
+        case (.clear, .register(var value)):
+            let delta = value.clear(timestamp: timestamp, at: replica)
+            object = .register(value)
+            return .register(delta)
+        case (.clear, .multiValueRegister(var value)):
+            object = .flag(EWFlag())
+            let delta = value.reset()
+            object = .multiValueRegister(value)
+            return .multiValueRegister(delta)
+        case (.clear, .flag(var value)):
+            let delta = value.disable()
+            object = .flag(value)
+            return .flag(delta)
         default:
             preconditionFailure("operation \(self) applied to \(object.type); the caller checks the type first")
         }
@@ -214,7 +271,13 @@ extension ObjectValue {
     /// local write overflow the count or dot sequence (a trap), so it is refused.
     func highestEvents(of replica: ReplicaID) -> (first: UInt64, second: UInt64) {
         switch self {
-        case .counter(let counter): (counter.increments[replica], counter.decrements[replica])
+        case .counter(let counter):
+            // A reset baseline claims counts too: one above this replica's own counts would
+            // hide its future increments.
+            (
+                max(counter.increments[replica], counter.resetIncrements[replica]),
+                max(counter.decrements[replica], counter.resetDecrements[replica])
+            )
         case .set(let set): (set.context.highestEvent(of: replica), 0)
         case .map(let map): (map.context.highestEvent(of: replica), 0)
         case .register: (0, 0)

@@ -8,12 +8,24 @@ import MeshCodec
 ///
 /// When `MeshCodec`'s record encodings of every CRDT land, only this type changes.
 enum PayloadCodec {
+    /// Bit 7 of a counter's type byte: reset baselines follow its counts. A counter never
+    /// reset encodes exactly as before resets existed (old bytes decode unchanged).
+    static let resetBaselinesFlag: UInt8 = 0x80
+
     static func encode(_ value: ObjectValue, to writer: inout ByteWriter) {
-        writer.writeByte(value.type.rawValue)
+        if case .counter(let counter) = value, counter.hasResets {
+            writer.writeByte(ObjectType.counter.rawValue | resetBaselinesFlag)
+        } else {
+            writer.writeByte(value.type.rawValue)
+        }
         switch value {
         case .counter(let counter):
             writeCounts(counter.increments.counts, to: &writer)
             writeCounts(counter.decrements.counts, to: &writer)
+            if counter.hasResets {
+                writeCounts(counter.resetIncrements.counts, to: &writer)
+                writeCounts(counter.resetDecrements.counts, to: &writer)
+            }
         case .set(let set):
             writeContext(set.context, to: &writer)
             let elements = set.dottedElements.sorted { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }
@@ -39,6 +51,11 @@ enum PayloadCodec {
             if let write = register.write {
                 writer.writeByte(1)
                 writeWrite(write, to: &writer)
+            } else if let deletion = register.lastWrite {
+                // A deletion: a write without a value.
+                writer.writeByte(2)
+                writeTimestamp(deletion.timestamp, to: &writer)
+                writer.writeVarint(deletion.replica.rawValue)
             } else {
                 writer.writeByte(0)
             }
@@ -58,6 +75,20 @@ enum PayloadCodec {
     static func decode(from reader: inout ByteReader) throws(CodecError) -> ObjectValue {
         let start = reader.offset
         let tag = try reader.readByte("object type")
+        if tag == ObjectType.counter.rawValue | resetBaselinesFlag {
+            let increments = try readCounts(from: &reader)
+            let decrements = try readCounts(from: &reader)
+            let baselinesOffset = reader.offset
+            let resetIncrements = try readCounts(from: &reader)
+            let resetDecrements = try readCounts(from: &reader)
+            if resetIncrements.isBottom && resetDecrements.isBottom {
+                throw CodecError(.notCanonical, at: baselinesOffset, "counter reset baselines are flagged but empty")
+            }
+            return .counter(
+                PNCounter(
+                    increments: increments, decrements: decrements, resetIncrements: resetIncrements,
+                    resetDecrements: resetDecrements))
+        }
         guard let type = ObjectType(rawValue: tag) else {
             throw CodecError(.wrongKind, at: start, "object type \(tag) is unknown")
         }
@@ -123,6 +154,10 @@ enum PayloadCodec {
             switch present {
             case 0: return .register(LWWRegister())
             case 1: return .register(LWWRegister(try readWrite(from: &reader)))
+            case 2:
+                let timestamp = try readTimestamp(from: &reader)
+                let replica = ReplicaID(try reader.readVarint("deleter"))
+                return .register(LWWRegister(lastWrite: LWWWrite(value: nil, timestamp: timestamp, replica: replica)))
             default: throw CodecError(.invalidValue, at: reader.offset - 1, "register presence \(present)")
             }
         case .multiValueRegister:

@@ -385,10 +385,13 @@ public struct ReplicaStateMachine: Sendable {
     /// The write gets dot `(me, V[me] + 1)`, is delivered locally at once, joins the open
     /// delta-group or opens one, and is pushed at the next `tick`.
     ///
+    /// - Parameter requestsAcknowledgement: ask receivers to acknowledge the delta at once even
+    ///   when `concern` is `.local` (so `replicaCount(holding:)` learns promptly who has it).
     /// - Throws: `.unknownDomain`, `.typeMismatch` (the key holds another type),
     ///   `.limitExceeded` (too many writes waiting for their concern).
     public mutating func write(
-        _ operation: WriteOperation, to key: String, in domain: String, concern: WriteConcern = .local, now: Instant
+        _ operation: WriteOperation, to key: String, in domain: String, concern: WriteConcern = .local,
+        requestsAcknowledgement: Bool = false, now: Instant
     ) throws(ReplicationError) -> WriteOutcome {
         guard let index = domainIndex[domain] else {
             throw ReplicationError(.unknownDomain, "domain \(domain) is not replicated here")
@@ -411,7 +414,7 @@ public struct ReplicaStateMachine: Sendable {
         let delta = operation.apply(to: &object, at: replicaID, timestamp: timestamp)
         domains[index].objects[key] = object
         let sequence = domains[index].vector.increment(replicaID).counter
-        let wantsAcknowledgement = concern != .local
+        let wantsAcknowledgement = concern != .local || requestsAcknowledgement
         let update = KeyedDelta(key: key, value: delta)
         // The record's timestamp is the one its LWW value carries (none for removes, counters,
         // sets...): receivers' clocks observe it, and the wire need not repeat it.
@@ -461,12 +464,12 @@ public struct ReplicaStateMachine: Sendable {
                     id: id, domain: index, required: required,
                     deadline: now.advanced(by: configuration.writeConcernTimeoutMilliseconds)))
         }
-        var sizer = ByteWriter()
-        sizer.writeString(key)
-        PayloadCodec.encode(delta, to: &sizer)
+        // The delta alone (key and payload) is the single record minus its header: origin,
+        // sequence and a flags byte (one write, one key, no timestamp beyond the payload's).
+        let header = Self.varintByteCount(replicaID.rawValue) + Self.varintByteCount(sequence) + 1
         return WriteOutcome(
-            id: id, timestamp: timestamp, deltaByteCount: sizer.bytes.count, recordByteCount: single.encodedByteCount,
-            actions: actions)
+            id: id, timestamp: timestamp, deltaByteCount: single.encodedByteCount - header,
+            recordByteCount: single.encodedByteCount, actions: actions)
     }
 
     /// Reads `key` of `domain` from `replicas` replicas (this one included), joining their states.
@@ -1359,6 +1362,19 @@ public struct ReplicaStateMachine: Sendable {
         }
     }
 
+    /// How many peers are known to have delivered write `id` of this replica (acknowledged it, or
+    /// reported a vector covering it in a digest); this replica is not counted.
+    public func replicaCount(holding id: WriteID) -> Int {
+        guard id.replica == replicaID, let index = domainIndex[id.domain] else { return 0 }
+        var count = 0
+        for peer in peers {
+            let acked = acknowledged[peer]?[index] ?? 0
+            let known = knowledge[peer]?[index][replicaID] ?? 0
+            if max(acked, known) >= id.sequence { count += 1 }
+        }
+        return count
+    }
+
     private mutating func checkPendingWrites(into actions: inout [ReplicationAction]) {
         guard !pendingWrites.isEmpty else { return }
         var kept: [PendingWrite] = []
@@ -1377,6 +1393,11 @@ public struct ReplicaStateMachine: Sendable {
             }
         }
         pendingWrites = kept
+    }
+
+    /// The bytes of `value` as a LEB128 varint.
+    static func varintByteCount(_ value: UInt64) -> Int {
+        max(1, (64 - value.leadingZeroBitCount + 6) / 7)
     }
 
     private func requiredReplicas(for concern: WriteConcern) -> Int {

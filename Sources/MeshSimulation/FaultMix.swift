@@ -59,6 +59,9 @@ public enum FaultMix: Int, CaseIterable, Sendable, CustomStringConvertible {
             scenario.duplicate = 0.1
             scenario.reorder = 0.2
         }
+        // Half the seeds also clear keys now and then (drawn last, so the other half replay
+        // the runs they did before clears existed).
+        if random.below(2) == 1 { scenario.clearFraction = 0.08 }
         return scenario
     }
 }

@@ -40,6 +40,10 @@ public struct Scenario: Sendable, Hashable {
     /// Fraction of writes that ask for a write concern of `writeConcernReplicas`.
     public var writeConcernFraction: Double = 0
     public var writeConcernReplicas: Int = 2
+    /// Fraction of writes that clear their key (`WriteOperation.clear`, Redis `DEL`): an
+    /// observed reset or removal, or a register deletion. 0 draws no random number, so runs
+    /// without clears replay exactly as before clears existed.
+    public var clearFraction: Double = 0
     /// Median one-way latency (ms) and the heavy tail's shape (Pareto alpha).
     public var latencyMilliseconds: Double = 10
     public var latencyTailAlpha: Double = 1.5

@@ -59,6 +59,8 @@ public struct Simulation {
         var timestamp: HLCTimestamp
         var value: String
         var counterDelta: Int64
+        /// A `.clear` of the key (its value is then not a written value).
+        var isClear = false
     }
 
     let scenario: Scenario
@@ -472,7 +474,9 @@ public struct Simulation {
         let value = "w\(index)"
         var counterDelta: Int64 = 0
         let operation: WriteOperation
+        let isClear = random.chance(scenario.clearFraction)
         switch type {
+        case _ where isClear: operation = .clear(type)
         case .counter:
             let amount = UInt64(1 + random.below(5))
             if random.below(10) == 0 {
@@ -506,7 +510,8 @@ public struct Simulation {
         writes.append(
             WriteRecord(
                 time: now, node: Int32(node), domain: Int32(domain), key: Int32(key),
-                sequence: outcome.id.sequence, timestamp: outcome.timestamp, value: value, counterDelta: counterDelta))
+                sequence: outcome.id.sequence, timestamp: outcome.timestamp, value: value, counterDelta: counterDelta,
+                isClear: isClear))
         precondition(writeIndex[domain][node].count == Int(outcome.id.sequence) - 1, "sequence numbers are dense")
         writeIndex[domain][node].append(writeNumber)
         // Dependencies as the checker saw them: what this node delivered since its last write.
@@ -697,14 +702,18 @@ public struct Simulation {
             for node in 0..<scenario.nodes where vector[peerIDs[node]] != expected[domainNumber][node] {
                 fail("\(domain.name): final vector entry of node \(node) is \(vector[peerIDs[node]]), \(expected[domainNumber][node]) writes were issued")
             }
-            // Counters: the value is the sum of every write; registers: the LWW winner.
+            // Counters: the value is the sum of every write (unless a clear reset it: what
+            // survives a reset depends on what it observed); registers: the LWW winner, a
+            // clear winning as a deletion (no value).
             var sums: [Int32: Int64] = [:]
-            var winners: [Int32: (HLCTimestamp, ReplicaID, String)] = [:]
+            var winners: [Int32: (HLCTimestamp, ReplicaID, String?)] = [:]
+            var clearedCounters: Set<Int32> = []
             for write in writes where Int(write.domain) == domainNumber {
                 let type = ObjectType.allCases[Int(write.key) % ObjectType.allCases.count]
+                if type == .counter && write.isClear { clearedCounters.insert(write.key) }
                 if type == .counter { sums[write.key, default: 0] += write.counterDelta }
                 if type == .register {
-                    let candidate = (write.timestamp, peerIDs[Int(write.node)], write.value)
+                    let candidate = (write.timestamp, peerIDs[Int(write.node)], write.isClear ? nil : write.value)
                     if let current = winners[write.key] {
                         if candidate.0 != current.0 ? candidate.0 > current.0 : candidate.1 > current.1 {
                             winners[write.key] = candidate
@@ -714,7 +723,7 @@ public struct Simulation {
                     }
                 }
             }
-            for (key, sum) in sums {
+            for (key, sum) in sums where !clearedCounters.contains(key) {
                 guard case .counter(let counter)? = objects["k\(key)"], counter.value == sum else {
                     report.lostAcknowledgedWrites += 1
                     fail("\(domain.name): counter k\(key) is not the sum \(sum) of its writes")
@@ -724,7 +733,7 @@ public struct Simulation {
             for (key, winner) in winners {
                 guard case .register(let register)? = objects["k\(key)"], register.value == winner.2 else {
                     report.lwwViolations += 1
-                    fail("\(domain.name): register k\(key) does not hold the LWW winner \(winner.2)")
+                    fail("\(domain.name): register k\(key) does not hold the LWW winner \(winner.2 ?? "(deleted)")")
                     continue
                 }
             }

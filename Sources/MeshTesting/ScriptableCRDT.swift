@@ -111,19 +111,37 @@ extension GCounter: ScriptableCRDT {
 }
 
 extension PNCounter: ScriptableCRDT {
-    /// `increment` and `decrement` by `element`.
-    public static var mutatorNames: [String] { ["increment", "decrement"] }
+    /// `increment` and `decrement` by `element`, each twice as often as `reset`.
+    public static var mutatorNames: [String] { ["increment", "decrement", "increment", "decrement", "reset"] }
 
-    /// Increments or decrements by `mutation.element` at `replica`.
+    /// Increments or decrements by `mutation.element` at `replica`, or resets the counter.
     public mutating func perform(_ mutation: Mutation, at replica: ReplicaID, timestamp: HLCTimestamp) -> PNCounter {
         let amount = UInt64(mutation.element)
-        return mutation.kind == 0 ? increment(by: amount, at: replica) : decrement(by: amount, at: replica)
+        switch mutation.kind {
+        case 0, 2: return increment(by: amount, at: replica)
+        case 1, 3: return decrement(by: amount, at: replica)
+        default: return reset()
+        }
     }
 
-    /// Both halves are well-formed grow-only counters.
+    /// All four halves are well-formed grow-only counters, and the decoder initialiser
+    /// rebuilds the counter.
     public func invariantViolations() -> [String] {
-        increments.invariantViolations().map { "increments: \($0)" }
+        var problems =
+            increments.invariantViolations().map { "increments: \($0)" }
             + decrements.invariantViolations().map { "decrements: \($0)" }
+            + resetIncrements.invariantViolations().map { "reset increments: \($0)" }
+            + resetDecrements.invariantViolations().map { "reset decrements: \($0)" }
+        let rebuilt = PNCounter(
+            increments: increments, decrements: decrements, resetIncrements: resetIncrements,
+            resetDecrements: resetDecrements)
+        if rebuilt != self {
+            problems.append("PNCounter(increments:decrements:resetIncrements:resetDecrements:) differs")
+        }
+        if hasResets != !(resetIncrements.isBottom && resetDecrements.isBottom) {
+            problems.append("hasResets is \(hasResets) with baselines \(resetIncrements), \(resetDecrements)")
+        }
+        return problems
     }
 }
 
@@ -159,23 +177,37 @@ extension ORSet: ScriptableCRDT where Element: FixedWidthInteger {
 }
 
 extension LWWRegister: ScriptableCRDT where Value: FixedWidthInteger {
-    /// `set` to `element`.
-    public static var mutatorNames: [String] { ["set"] }
+    /// `set` to `element`, twice as often as `clear`.
+    public static var mutatorNames: [String] { ["set", "set", "clear"] }
 
-    /// Sets the register to `mutation.element` with `timestamp`.
+    /// Sets the register to `mutation.element` with `timestamp`, or deletes its value.
     public mutating func perform(_ mutation: Mutation, at replica: ReplicaID, timestamp: HLCTimestamp) -> LWWRegister {
-        set(Value(truncatingIfNeeded: mutation.element), timestamp: timestamp, at: replica)
+        if mutation.kind == 2 { return clear(timestamp: timestamp, at: replica) }
+        return set(Value(truncatingIfNeeded: mutation.element), timestamp: timestamp, at: replica)
+    }
+
+    /// The decoder initialiser rebuilds the register, and `write`, `value` and `isCleared`
+    /// agree with the winning write.
+    public func invariantViolations() -> [String] {
+        var problems: [String] = []
+        if LWWRegister(lastWrite: lastWrite) != self { problems.append("LWWRegister(lastWrite:) differs") }
+        if value != lastWrite?.value ?? nil || write?.value != value {
+            problems.append("value disagrees with lastWrite")
+        }
+        if isCleared != (lastWrite != nil && value == nil) { problems.append("isCleared is \(isCleared)") }
+        return problems
     }
 }
 
 extension LWWMap: ScriptableCRDT where Key: FixedWidthInteger, Value: FixedWidthInteger {
-    /// Sets twice as often as it removes.
-    public static var mutatorNames: [String] { ["set", "set", "remove"] }
+    /// Sets twice as often as it removes a key, four times as often as `removeAll`.
+    public static var mutatorNames: [String] { ["set", "set", "remove", "set", "set", "removeAll"] }
 
-    /// Sets key `mutation.element` to `mutation.value`, or removes the key.
+    /// Sets key `mutation.element` to `mutation.value`, removes the key, or removes every key.
     public mutating func perform(_ mutation: Mutation, at replica: ReplicaID, timestamp: HLCTimestamp) -> LWWMap {
         let key = Key(truncatingIfNeeded: mutation.element)
         if mutation.kind == 2 { return remove(key) }
+        if mutation.kind == 5 { return removeAll() }
         return set(key, to: Value(truncatingIfNeeded: mutation.value), timestamp: timestamp, at: replica)
     }
 

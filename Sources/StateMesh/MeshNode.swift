@@ -12,6 +12,8 @@ import MeshSecurity
 import MeshStorage
 import MeshTransport
 import Metrics
+import NIOCore
+import NIOPosix
 import ServiceLifecycle
 import Synchronization
 
@@ -37,9 +39,15 @@ public actor MeshNode: Service {
     public nonisolated let configuration: MeshNodeConfiguration
     /// This node's identity's ID.
     public nonisolated let nodeID: NodeID
+    /// The event loop the actor's code runs on.
+    public nonisolated let eventLoop: any EventLoop
+    private nonisolated let executor: UnownedSerialExecutor
     let logger: Logger
     let transport: MeshTransport
     let metrics: NodeMetrics
+
+    /// The node's serial executor: its event loop's.
+    public nonisolated var unownedExecutor: UnownedSerialExecutor { executor }
 
     var phase = Phase.idle
     var store: MeshStore?
@@ -62,7 +70,7 @@ public actor MeshNode: Service {
     var writeWaiters: [WriteID: Waiter<Void>] = [:]
     var readWaiters: [UInt64: Waiter<ReadResult>] = [:]
     var nextReadID: UInt64 = 1
-    var commitWaiters: [CheckedContinuation<Void, any Error>] = []
+    var commitWaiters: [(MeshError?) -> Void] = []
     var isCommitScheduled = false
     var subscribers: [UInt64: Subscriber] = [:]
     var nextSubscriberID: UInt64 = 1
@@ -79,6 +87,10 @@ public actor MeshNode: Service {
     var lastGaugeUpdate = ContinuousClock.now - .seconds(1)
     /// Bytes and messages sent by kind, local writes and their encoded delta bytes (for status).
     var traffic = NodeStatus.Traffic()
+    /// Called on every delivery (local or remote), on the node's loop: a front door's change notifications.
+    var deliveryObserver: ((Delivery) -> Void)?
+    /// What a front door reports for `status()` (endpoint, clients).
+    var frontDoorStatus: NodeStatus.FrontDoor?
 
     /// Creates a node; nothing is opened or bound until `run()`.
     ///
@@ -86,11 +98,15 @@ public actor MeshNode: Service {
     ///
     /// - Parameters:
     ///   - metricsFactory: where the node's metrics go (default: the process-wide `MetricsSystem.factory`).
+    ///   - eventLoop: the loop the node runs on (default: one of NIO's shared singleton group).
     public init(
         configuration: MeshNodeConfiguration, logger: Logger = Logger(label: "statemesh.node"),
-        metricsFactory: (any MetricsFactory)? = nil
+        metricsFactory: (any MetricsFactory)? = nil, eventLoop: (any EventLoop)? = nil
     ) throws {
         try configuration.validate()
+        let loop = eventLoop ?? MultiThreadedEventLoopGroup.singleton.next()
+        self.eventLoop = loop
+        self.executor = loop.executor.asUnownedSerialExecutor()
         self.configuration = configuration
         self.nodeID = configuration.identity.nodeID
         var logger = logger
@@ -463,6 +479,7 @@ public actor MeshNode: Service {
                 if delivery.source == .remote { metrics.deltasReceived.increment() }
                 journal(delivery)
                 publish(delivery)
+                deliveryObserver?(delivery)
             case .acknowledge(let id):
                 writeWaiters.removeValue(forKey: id)?.succeed(())
             case .completeRead(let result):
@@ -637,10 +654,10 @@ public actor MeshNode: Service {
                 ownWritesUncommitted = false
             }
         } catch {
-            for waiter in waiters { waiter.resume(throwing: error) }
+            for waiter in waiters { waiter(error) }
             throw error
         }
-        for waiter in waiters { waiter.resume() }
+        for waiter in waiters { waiter(nil) }
     }
 
     /// Waits until everything journaled so far is durable (`.always`), sharing one commit with
@@ -648,11 +665,21 @@ public actor MeshNode: Service {
     private func awaitDurability() async throws {
         guard configuration.durability == .always else { return }
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-            commitWaiters.append(continuation)
-            if !isCommitScheduled {
-                isCommitScheduled = true
-                Task { self.commitScheduled() }
+            whenDurable { error in
+                if let error { continuation.resume(throwing: error) } else { continuation.resume() }
             }
+        }
+    }
+
+    /// Calls `completion` on the node's loop once everything journaled so far is durable under the
+    /// durability mode: after the next group commit in `.always` mode (shared by every write that
+    /// arrives meanwhile), at once in `.batched` mode. The error is the commit's failure.
+    package func whenDurable(_ completion: @escaping (MeshError?) -> Void) {
+        guard configuration.durability == .always else { return completion(nil) }
+        commitWaiters.append(completion)
+        if !isCommitScheduled {
+            isCommitScheduled = true
+            Task { self.commitScheduled() }
         }
     }
 
@@ -682,6 +709,28 @@ public actor MeshNode: Service {
     public func write(
         _ operation: WriteOperation, at address: MeshAddress, options: WriteOptions = .local
     ) async throws -> WriteID {
+        let (id, waitsForReplicas) = try writeLocally(operation, at: address, concern: options.concern)
+        var concernWaiter: Waiter<Void>?
+        if waitsForReplicas {
+            let waiter = Waiter<Void>(deadline: ContinuousClock.now.advanced(by: options.timeout))
+            writeWaiters[id] = waiter
+            concernWaiter = waiter
+        }
+        try await awaitDurability()
+        if let concernWaiter { try await concernWaiter.value() }
+        return id
+    }
+
+    /// Applies `operation` and journals it, without waiting: the caller waits for durability
+    /// (`whenDurable`) before acknowledging the write to anyone. Returns the write and whether it
+    /// still waits for its concern.
+    ///
+    /// - Parameter requestsAcknowledgement: ask receivers to acknowledge the write's delta at once
+    ///   (for `WAIT`-style confirmation without a write concern).
+    package func writeLocally(
+        _ operation: WriteOperation, at address: MeshAddress, concern: WriteConcern = .local,
+        requestsAcknowledgement: Bool = false
+    ) throws(MeshError) -> (id: WriteID, waitsForReplicas: Bool) {
         guard phase == .running, replica != nil else { throw MeshError(.notRunning, "the node is not running") }
         if let storageFailure {
             throw MeshError(.storageFailed, "storage failed earlier: \(storageFailure)", cause: storageFailure)
@@ -690,7 +739,8 @@ public actor MeshNode: Service {
         do {
             // In place: a copy of the state machine would copy-on-write all of its state per write.
             outcome = try replica!.write(
-                operation, to: address.path, in: address.domain, concern: options.concern, now: now())
+                operation, to: address.path, in: address.domain, concern: concern,
+                requestsAcknowledgement: requestsAcknowledgement, now: now())
         } catch {
             throw MeshError(error)
         }
@@ -698,16 +748,8 @@ public actor MeshNode: Service {
         traffic.localWrites += 1
         traffic.localDeltaBytes += UInt64(outcome.deltaByteCount)
         let waitsForReplicas = !outcome.actions.contains { if case .acknowledge = $0 { true } else { false } }
-        var concernWaiter: Waiter<Void>?
-        if waitsForReplicas {
-            let waiter = Waiter<Void>(deadline: ContinuousClock.now.advanced(by: options.timeout))
-            writeWaiters[outcome.id] = waiter
-            concernWaiter = waiter
-        }
         handle(outcome.actions)
-        try await awaitDurability()
-        if let concernWaiter { try await concernWaiter.value() }
-        return outcome.id
+        return (outcome.id, waitsForReplicas)
     }
 
     /// The object at `address` on this node, or `nil` if nothing was written there.

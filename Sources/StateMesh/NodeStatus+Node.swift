@@ -50,7 +50,8 @@ extension MeshNode {
             address: "\(configuration.advertisedHost ?? configuration.transport.host):\(transport.listeningPort ?? 0)",
             peers: peers, domains: domains, localHealth: membership?.localHealth ?? 0,
             durability: durability, pendingWrites: writeWaiters.count, subscribers: subscribers.count,
-            traffic: traffic, storageCommits: store?.statistics.commits ?? 0, storageFailed: storageFailure != nil)
+            traffic: traffic, storageCommits: store?.statistics.commits ?? 0, storageFailed: storageFailure != nil,
+            frontDoor: frontDoorStatus)
     }
 
     func updateGauges() {

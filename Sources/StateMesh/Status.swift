@@ -81,6 +81,28 @@ public struct NodeStatus: Sendable, Codable, Hashable {
     public var storageCommits: Int
     /// Whether storage failed (the node then refuses writes and stops replicating until restarted).
     public var storageFailed: Bool
+    /// The protocol front door (the RESP server), if one serves this node.
+    public var frontDoor: FrontDoor? = nil
+
+    /// A protocol front door's endpoint and clients.
+    public struct FrontDoor: Sendable, Codable, Hashable {
+        /// The protocol, e.g. `resp`.
+        public var proto: String
+        /// `HOST:PORT` it listens on.
+        public var endpoint: String
+        /// Connected clients.
+        public var clients: Int
+        /// Commands served since the node started.
+        public var commands: UInt64
+
+        /// Creates a front-door status.
+        public init(proto: String, endpoint: String, clients: Int, commands: UInt64) {
+            self.proto = proto
+            self.endpoint = endpoint
+            self.clients = clients
+            self.commands = commands
+        }
+    }
 }
 
 extension NodeStatus {

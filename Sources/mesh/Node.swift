@@ -1,4 +1,5 @@
 import MeshConfigFile
+import MeshRESPServer
 import ArgumentParser
 import Logging
 import ServiceLifecycle
@@ -22,9 +23,11 @@ struct Node: AsyncParsableCommand {
     func run() async throws {
         let file: NodeConfigFile
         let configuration: MeshNodeConfiguration
+        let resp: RESPServerConfiguration?
         do {
             file = try await NodeConfigFile.load(file: config)
             configuration = try file.nodeConfiguration()
+            resp = try file.respConfiguration()
         } catch let error as ConfigurationError {
             throw ValidationError("configuration error: \(error)")
         }
@@ -36,9 +39,15 @@ struct Node: AsyncParsableCommand {
         }
         let logger = Logger(label: "statemesh")
         let node = try MeshNode(configuration: configuration, logger: logger)
+        // The front door comes after the node: a group shuts down in reverse order, so clients are
+        // disconnected before the node flushes and leaves.
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: node)]
+        if let resp {
+            services.append(.init(service: RESPServer(node: node, configuration: resp, logger: logger)))
+        }
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(
-                services: [.init(service: node)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+                services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
     }
 }

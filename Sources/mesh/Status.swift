@@ -85,6 +85,11 @@ enum StatusTable {
         lines.append(
             "durability \(status.durability)  local health \(status.localHealth)  pending writes \(status.pendingWrites)  subscribers \(status.subscribers)"
         )
+        if let door = status.frontDoor {
+            lines.append("\(door.proto) front door \(door.endpoint)  clients \(door.clients)  commands \(door.commands)")
+        } else {
+            lines.append("no RESP front door")
+        }
         lines.append("")
         lines.append(row(["PEER", "ADDRESS", "STATE", "INCARNATION", "SESSION", "LAG"]))
         for peer in status.peers {

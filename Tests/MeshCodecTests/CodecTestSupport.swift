@@ -179,7 +179,18 @@ func handBuiltCounters() -> [PNCounter] {
     x.decrement(by: 7, at: rb)
     var y = PNCounter()
     y.increment(by: .max, at: rc)
-    return [PNCounter(), x, y, x.merging(y)]
+    // Reset counters (after the original four, whose indices other tests use): one reset
+    // alone, one counted past its reset, one whose baseline arrived before its counts.
+    var reset = x.merging(y)
+    reset.reset()
+    var counted = reset
+    counted.increment(by: 2, at: rb)
+    var baselineOnly = PNCounter()
+    baselineOnly.merge(reset)
+    baselineOnly = PNCounter(
+        increments: GCounter(), decrements: GCounter(), resetIncrements: baselineOnly.resetIncrements,
+        resetDecrements: GCounter())
+    return [PNCounter(), x, y, x.merging(y), reset, counted, baselineOnly]
 }
 
 /// A version vector from `(replica, counter)` pairs.

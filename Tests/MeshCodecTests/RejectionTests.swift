@@ -21,12 +21,16 @@ func sampleEncodings() -> [(name: String, bytes: [UInt8], decodes: ([UInt8], Cod
     let sets = handBuiltSets()
     var register = LWWRegister<String>()
     register.set("value", timestamp: ts(1_700_000_000_000, 2), at: rc)
+    var deleted = register
+    deleted.clear(timestamp: ts(1_800_000_000_000), at: ra)
     return [
         entry(vector((ra, 3), (rc, 500))),
         entry(sets[5].context),
         entry(handBuiltCounters()[3]),
+        entry(handBuiltCounters()[5]),
         entry(handBuiltCounters()[3].increments),
         entry(register),
+        entry(deleted),
         entry(sets[6]),
         entry(handBuiltMaps()[6]),
         entry(handBuiltRegisters()[3]),
@@ -354,8 +358,21 @@ struct RejectionTests {
         expectRejection(LWWMap<UInt64, UInt64>.self, emptyKey.bytes, .invalidValue, at: listOffset)
 
         var presence = RawRecord(LWWRegister<Bool>.self, replicas: [])
-        presence.byte(2)
+        presence.byte(3)
         expectRejection(LWWRegister<Bool>.self, presence.bytes, .invalidValue, at: 4)
+
+        var deletion = RawRecord(LWWRegister<Bool>.self, replicas: [ra])
+        deletion.raw([2, 1, 0])  // a deletion: timestamp, then no replica
+        expectRejection(LWWRegister<Bool>.self, deletion.bytes, .truncated, at: 15)
+
+        // A counter whose head flags reset baselines that are both empty has a shorter spelling.
+        var emptyBaselines = RawRecord(PNCounter.self, replicas: [ra])
+        emptyBaselines.vector([(0, 3)])
+        emptyBaselines.varint(1)  // no decrements, baselines follow
+        let baselinesOffset = emptyBaselines.offset
+        emptyBaselines.vector([])
+        emptyBaselines.vector([])
+        expectRejection(PNCounter.self, emptyBaselines.bytes, .notCanonical, at: baselinesOffset)
 
         var boolean = RawRecord(LWWRegister<Bool>.self, replicas: [ra])
         boolean.raw([1, 2, 0, 0, 0])

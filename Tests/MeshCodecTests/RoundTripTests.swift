@@ -36,6 +36,32 @@ struct RoundTripTests {
         expectRoundTrip(LWWRegister<Int64>(LWWWrite(value: .min, timestamp: ts(.max, .max), replica: ReplicaID(.max))))
     }
 
+    @Test("cleared registers and reset counters round-trip, and a counter never reset costs no byte more than before")
+    func clearedValues() throws {
+        var register = LWWRegister<String>()
+        register.set("hello", timestamp: ts(1_700_000_000_000, 3), at: ra)
+        register.clear(timestamp: ts(1_700_000_000_001), at: rc)
+        #expect(register.isCleared)
+        let registerBytes = expectRoundTrip(register)
+        // version, kind, parameter, table (1 + 8), presence 2, timestamp (6 + 1), replica index.
+        #expect(registerBytes.count == 3 + 9 + 1 + 7 + 1)
+        #expect(registerBytes[12] == 2)
+        expectRoundTrip(LWWRegister<Int64>(lastWrite: LWWWrite(value: nil, timestamp: ts(.max, .max), replica: rc)))
+
+        let counters = handBuiltCounters()
+        for counter in counters { expectRoundTrip(counter) }
+        #expect(counters[4].hasResets && counters[4].value == 0 && counters[4].isEmpty)
+        #expect(counters[5].value == 2 && !counters[5].isEmpty)
+        // Never reset: as many bytes as before resets existed (25). The decrement head is
+        // 2 × 1 entry with the baselines bit clear, where the format used to write the count 1.
+        let plain = MeshCodec.encode(counters[1])
+        #expect(hex(plain) == "0104" + "02" + "0a00000000000000" + "0b00000000000000" + "010005" + "020107")
+        // Reset: the bit is set and the two baseline vectors follow; here they equal the counts
+        // (increments 1 + 2 + 11 bytes, one counter being UInt64.max; decrements 1 + 2).
+        let reset = MeshCodec.encode(counters[4])
+        #expect(reset.count == MeshCodec.encode(counters[3]).count + 14 + 3)
+    }
+
     @Test("causal metadata round-trips: empty, dense, and with dot clouds")
     func causalMetadata() {
         expectRoundTrip(VersionVector())

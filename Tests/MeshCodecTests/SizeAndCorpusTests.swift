@@ -74,6 +74,7 @@ struct SizeAndCorpusTests {
             [
                 LWWRegister<String>(),
                 LWWRegister(LWWWrite(value: "hello", timestamp: ts(1_700_000_000_000, 2), replica: rc)),
+                LWWRegister(lastWrite: LWWWrite(value: nil, timestamp: ts(1_700_000_000_000, 3), replica: rc)),
             ])
         add(5, reachable(LWWRegister<Int64>.self))
         add(6, orSets)

@@ -58,11 +58,16 @@ struct PersistenceTests {
         for step in 0..<400 {
             let side = generator.below(2) == 0 ? a : b
             let key = "k\(generator.below(5))"
-            switch generator.below(4) {
+            switch generator.below(5) {
             case 0: try pair.write(.increment(UInt64(generator.below(9) + 1)), "c-\(key)", on: side)
             case 1: try pair.write(.insert("e\(generator.below(20))"), "s-\(key)", on: side)
             case 2: try pair.write(.remove("e\(generator.below(20))"), "s-\(key)", on: side)
-            default: try pair.write(.setField("f\(generator.below(4))", "v\(step)"), "m-\(key)", on: side)
+            case 3: try pair.write(.setField("f\(generator.below(4))", "v\(step)"), "m-\(key)", on: side)
+            default:
+                // Clears (Redis DEL): counter resets and observed removals of every element.
+                let targets: [(prefix: String, type: ObjectType)] = [("c", .counter), ("s", .set), ("m", .map)]
+                let (prefix, type) = targets[generator.below(3)]
+                try pair.write(.clear(type), "\(prefix)-\(key)", on: side)
             }
             if step % 13 == 0 { pair.tick() }
             if step == 150 {
@@ -108,10 +113,18 @@ struct PersistenceTests {
     @Test func checkpointEncodingIsStrict() throws {
         var pair = Pair()
         for index in 0..<20 { try pair.write(.assign("v\(index)"), "r", on: index % 2 == 0 ? a : b) }
+        try pair.write(.clear(.register), "deleted", on: b)
+        try pair.write(.increment(3), "c", on: a)
+        pair.tick()  // b sees the increment, so its reset covers it
+        try pair.write(.clear(.counter), "c", on: b)
         pair.tick()
         let bytes = pair.left.persisted.encoded()
         let decoded = try PersistedReplica(decoding: bytes, limits: .default)
         #expect(decoded.encoded() == bytes)
+        let restored = ReplicaStateMachine(restoring: decoded, peers: [b], seed: 1)
+        #expect(restored.objects(in: "d") == pair.left.objects(in: "d"))
+        #expect(pair.left.value(of: "deleted", in: "d")?.isEmpty == true)
+        #expect(pair.left.value(of: "c", in: "d")?.isEmpty == true)
         var wrongVersion = bytes
         wrongVersion[0] = 9
         #expect(throws: CodecError.self) { try PersistedReplica(decoding: wrongVersion, limits: .default) }

@@ -45,6 +45,23 @@ struct SimulationTests {
         #expect(failed.isEmpty, "failing (mix, seed): \(failed.map { "(\($0.0), \($0.1))" }.joined(separator: ", "))")
     }
 
+    @Test("frequent clears (Redis DEL) converge under every fault mix, with no lost write or LWW violation")
+    func clearsConverge() {
+        var failed: [String] = []
+        var clears = 0
+        for seed in UInt64(1)...44 {
+            let mix = FaultMix.forSeed(seed)
+            var scenario = mix.scenario(seed: seed)
+            scenario.clearFraction = 0.25
+            var simulation = Simulation(scenario)
+            let report = simulation.run()
+            clears += simulation.writes.filter(\.isClear).count
+            if !report.passed { failed.append("\(mix) \(seed): \(report.failure ?? "not converged")") }
+        }
+        #expect(clears > 100)
+        #expect(failed.isEmpty, "\(failed)")
+    }
+
     @Test("seeds that failed once stay fixed", arguments: regressionSeeds.indices)
     func regression(index: Int) {
         let (mix, seed) = regressionSeeds[index]

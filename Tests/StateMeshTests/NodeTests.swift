@@ -238,9 +238,17 @@ struct DurableBeforeSendingTests {
         let writer = cluster.node(0)
         let reader = cluster.node(1)
         #expect(await eventually { await reader.status().peers.first?.state == "alive" })
-        let before = await writer.status().storageCommits
-        for _ in 0..<5 { try await writer.counter("fabric://default/c").increment() }
-        #expect(await writer.status().storageCommits == before)  // acknowledged, not committed yet
+        // Five writes acknowledged (batched mode acknowledges once journaled) and the commit count read,
+        // all in one turn of the node's loop: no tick can commit in between.
+        let address = try MeshAddress("fabric://default/c")
+        let (before, after) = try await writer.eventLoop.submit {
+            try writer.assumeIsolated { node in
+                let before = node.status().storageCommits
+                for _ in 0..<5 { _ = try node.writeLocally(.increment(1), at: address) }
+                return (before, node.status().storageCommits)
+            }
+        }.get()
+        #expect(after == before)  // acknowledged, not committed yet
         #expect(await eventually { try! await reader.counter("fabric://default/c").value() == 5 })
         #expect(await writer.status().storageCommits > before)
         await cluster.stopAll()

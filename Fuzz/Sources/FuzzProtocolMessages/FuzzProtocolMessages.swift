@@ -70,11 +70,14 @@ public func fuzzTestOneInput(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt 
         // A local write after every frame: whatever a peer sent (a forged count or dot of this
         // replica included) may be refused with a typed error, never make a later write trap.
         let (key, domain, operation): (String, String, WriteOperation) =
-            switch peerByte / 5 % 4 {
+            switch peerByte / 5 % 6 {
             case 0: ("c", "d", .increment(1))
             case 1: ("s", "d", .insert("y"))
             case 2: ("m", "e", .setField("f", "w"))
-            default: ("r", "d", .assign("z"))
+            case 3: ("r", "d", .assign("z"))
+            // Clears (Redis DEL): a counter reset raises baselines a forged peer may claim too.
+            case 4: ("c", "d", .clear(.counter))
+            default: ("r", "d", .clear(.register))
             }
         _ = try? replica.write(operation, to: key, in: domain, now: now)
         if let problem = replica.invariantViolation() {

@@ -1,0 +1,566 @@
+import MeshCRDT
+import MeshRESP
+import MeshReplication
+import NIOCore
+import StateMesh
+
+/// What running a command asks of the connection.
+enum RunOutcome {
+    /// Go on with the next command (a blocking command sets `blocked` instead of answering).
+    case proceed
+    /// Close once what was answered has been sent (`QUIT`).
+    case close
+}
+
+/// A command's failure: the whole error line, prefix included (`ERR ...`, `WRONGTYPE ...`).
+struct CommandError: Error {
+    let line: String
+    init(_ line: String) { self.line = line }
+
+    static let wrongType = CommandError("WRONGTYPE Operation against a key holding the wrong kind of value")
+    static let notInteger = CommandError("ERR value is not an integer or out of range")
+    static let syntax = CommandError("ERR syntax error")
+    static let overflow = CommandError("ERR increment or decrement would overflow")
+    static let notText = CommandError(
+        "ERR StateMesh stores text: keys, members, fields and values must be valid UTF-8")
+}
+
+/// The commands: name → (arity as Redis counts it, the command name included: `n` exactly, `-n` at least).
+enum CommandTable {
+    static let arity: [String: Int] = [
+        "PING": -1, "ECHO": 2, "HELLO": -1, "AUTH": -2, "SELECT": 2, "CLIENT": -2, "COMMAND": -1, "CONFIG": -2,
+        "INFO": -1, "QUIT": -1, "RESET": 1, "DBSIZE": 1,
+        "GET": 2, "SET": -3, "MGET": -2, "MSET": -3, "GETSET": 3,
+        "INCR": 2, "DECR": 2, "INCRBY": 3, "DECRBY": 3,
+        "SADD": -3, "SREM": -3, "SMEMBERS": 2, "SISMEMBER": 3, "SMISMEMBER": -3, "SCARD": 2,
+        "HSET": -4, "HMSET": -4, "HGET": 3, "HMGET": -3, "HDEL": -3, "HGETALL": 2, "HKEYS": 2, "HVALS": 2, "HLEN": 2,
+        "HEXISTS": 3,
+        "DEL": -2, "UNLINK": -2, "EXISTS": -2, "TYPE": 2, "KEYS": 2, "SCAN": -2,
+        "WAIT": 3, "SUBSCRIBE": -2, "PSUBSCRIBE": -2, "UNSUBSCRIBE": -1, "PUNSUBSCRIBE": -1,
+        "MESH": -2,
+    ]
+    /// Commands that write (for `COMMAND`'s flags).
+    static let writes: Set<String> = [
+        "SET", "MSET", "GETSET", "INCR", "DECR", "INCRBY", "DECRBY", "SADD", "SREM", "HSET", "HMSET", "HDEL", "DEL",
+        "UNLINK",
+    ]
+    /// Commands allowed while a RESP2 connection is subscribed.
+    static let allowedWhileSubscribed: Set<String> = [
+        "SUBSCRIBE", "PSUBSCRIBE", "UNSUBSCRIBE", "PUNSUBSCRIBE", "PING", "QUIT", "RESET",
+    ]
+    /// Commands allowed before `AUTH` when a password is set.
+    static let allowedUnauthenticated: Set<String> = ["AUTH", "HELLO", "QUIT", "RESET"]
+}
+
+extension RESPConnectionHandler {
+    /// Runs one command, writing its reply (or setting `blocked`) into `out`.
+    func run(_ arguments: [ByteBuffer], node: isolated MeshNode, into out: inout ByteBuffer) -> RunOutcome {
+        let name = Self.commandName(arguments[0])
+        lastCommand = name.lowercased()
+        guard let arity = CommandTable.arity[name] else {
+            var line = "ERR unknown command '\(Self.printable(arguments[0]))', with args beginning with: "
+            for argument in arguments.dropFirst().prefix(8) { line += "'\(Self.printable(argument))' " }
+            out.writeRESPError(line)
+            return .proceed
+        }
+        if arity > 0 ? arguments.count != arity : arguments.count < -arity {
+            out.writeRESPError("ERR wrong number of arguments for '\(name.lowercased())' command")
+            return .proceed
+        }
+        if !isAuthenticated && !CommandTable.allowedUnauthenticated.contains(name) {
+            out.writeRESPError("NOAUTH Authentication required.")
+            return .proceed
+        }
+        if version == .resp2 && isSubscribed && !CommandTable.allowedWhileSubscribed.contains(name) {
+            out.writeRESPError(
+                "ERR Can't execute '\(name.lowercased())': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context")
+            return .proceed
+        }
+        do {
+            return try execute(name, arguments, node: node, into: &out)
+        } catch {
+            out.writeRESPError(error.line)
+            return .proceed
+        }
+    }
+
+    private func execute(
+        _ name: String, _ arguments: [ByteBuffer], node: isolated MeshNode, into out: inout ByteBuffer
+    ) throws(CommandError) -> RunOutcome {
+        switch name {
+        // Counters
+        case "INCR": try incrementBy(1, arguments[1], node: node, into: &out)
+        case "DECR": try incrementBy(-1, arguments[1], node: node, into: &out)
+        case "INCRBY": try incrementBy(try Self.integer(arguments[2]), arguments[1], node: node, into: &out)
+        case "DECRBY":
+            let amount = try Self.integer(arguments[2])
+            guard amount != .min else { throw CommandError("ERR decrement would overflow") }
+            try incrementBy(-amount, arguments[1], node: node, into: &out)
+        // Strings
+        case "GET": try get(arguments[1], node: node, into: &out)
+        case "SET": try set(arguments, node: node, into: &out)
+        case "GETSET": try set([arguments[0], arguments[1], arguments[2], ByteBuffer(string: "GET")], node: node, into: &out)
+        case "MGET": try multiGet(arguments.dropFirst(), node: node, into: &out)
+        case "MSET": try multiSet(arguments, node: node, into: &out)
+        // Sets
+        case "SADD", "SREM", "SMEMBERS", "SISMEMBER", "SMISMEMBER", "SCARD":
+            try setCommand(name, arguments, node: node, into: &out)
+        // Hashes
+        case "HSET", "HMSET", "HGET", "HMGET", "HDEL", "HGETALL", "HKEYS", "HVALS", "HLEN", "HEXISTS":
+            try hashCommand(name, arguments, node: node, into: &out)
+        // Keys
+        case "DEL", "UNLINK": try delete(arguments.dropFirst(), node: node, into: &out)
+        case "EXISTS":
+            var count: Int64 = 0
+            for argument in arguments.dropFirst() {
+                let key = try resolve(argument, node: node)
+                if let object = node.object(at: key.key, in: key.domain), !object.isEmpty { count += 1 }
+            }
+            out.writeRESPInteger(count)
+        case "TYPE":
+            let key = try resolve(arguments[1], node: node)
+            out.writeRESPSimpleString(Self.typeName(node.object(at: key.key, in: key.domain)))
+        case "KEYS":
+            let pattern = try Self.text(arguments[1])
+            let keys = allKeys(node: node).filter { Glob.matches(pattern: pattern, $0) }
+            out.writeRESPArrayHeader(count: keys.count)
+            for key in keys { out.writeRESPBulkString(key) }
+        case "SCAN": try scan(arguments, node: node, into: &out)
+        case "DBSIZE":
+            out.writeRESPInteger(Int64(node.domainNames.reduce(0) { $0 + node.visibleKeys(in: $1).count }))
+        // Replication
+        case "WAIT": try wait(arguments, node: node, into: &out)
+        case "MESH": try meshCommand(arguments, node: node, into: &out)
+        // Pub/sub
+        case "SUBSCRIBE", "PSUBSCRIBE": try subscribe(name, arguments, into: &out)
+        case "UNSUBSCRIBE", "PUNSUBSCRIBE": try unsubscribe(name, arguments, into: &out)
+        // Connection and server
+        default: return try serverCommand(name, arguments, node: node, into: &out)
+        }
+        return .proceed
+    }
+
+    // MARK: Keys and arguments
+
+    /// A key as the node addresses it.
+    struct Key {
+        let domain: String
+        let key: String
+        var address: MeshAddress { get throws(CommandError) { try Self.address(domain, key) } }
+
+        static func address(_ domain: String, _ key: String) throws(CommandError) -> MeshAddress {
+            do { return try MeshAddress(domain: domain, path: key) } catch { throw CommandError("ERR \(error.message)") }
+        }
+    }
+
+    /// Resolves a key argument: plain → the default domain; `fabric://DOMAIN/PATH` → that domain.
+    func resolve(_ argument: ByteBuffer, node: isolated MeshNode) throws(CommandError) -> Key {
+        let text = try Self.text(argument)
+        if argument.readableBytesView.starts(with: Self.schemeBytes) {
+            let address: MeshAddress
+            do { address = try MeshAddress(text) } catch { throw CommandError("ERR \(error.message)") }
+            guard node.replicates(address.domain) else {
+                throw CommandError("ERR domain '\(address.domain)' is not replicated by this node")
+            }
+            return Key(domain: address.domain, key: address.path)
+        }
+        guard !text.isEmpty else { throw CommandError("ERR empty keys are not supported") }
+        return Key(domain: state.configuration.defaultDomain, key: text)
+    }
+
+    /// Applies a write, remembering it for `WAIT`; a type conflict answers `WRONGTYPE`.
+    func write(_ operation: WriteOperation, to key: Key, node: isolated MeshNode) throws(CommandError) {
+        let address = try key.address
+        do {
+            let (id, _) = try node.writeLocally(operation, at: address, requestsAcknowledgement: true)
+            lastWrites[key.domain] = id
+            batchWrote = true
+        } catch {
+            if error.code == .typeMismatch { throw CommandError.wrongType }
+            throw CommandError("ERR \(error.message)")
+        }
+    }
+
+    static let schemeBytes = Array(MeshAddress.scheme.utf8)
+
+    static func text(_ buffer: ByteBuffer) throws(CommandError) -> String {
+        let text = buffer.withUnsafeReadableBytes { String(validating: $0, as: UTF8.self) }
+        guard let text else { throw CommandError.notText }
+        return text
+    }
+
+    /// A strict decimal integer, as Redis's `string2ll`: optional `-`, digits, no spaces, no `+`, no leading zeros.
+    static func integer(_ buffer: ByteBuffer) throws(CommandError) -> Int64 {
+        let value: Int64? = buffer.withUnsafeReadableBytes { bytes in
+            guard !bytes.isEmpty, bytes.count <= 20 else { return nil }
+            var index = 0
+            let negative = bytes[0] == UInt8(ascii: "-")
+            if negative { index = 1 }
+            guard index < bytes.count else { return nil }
+            if bytes[index] == UInt8(ascii: "0") && bytes.count > index + 1 { return nil }
+            if negative && bytes[index] == UInt8(ascii: "0") { return nil }
+            var magnitude: UInt64 = 0
+            while index < bytes.count {
+                let digit = bytes[index] &- UInt8(ascii: "0")
+                guard digit < 10 else { return nil }
+                let (times, overflow1) = magnitude.multipliedReportingOverflow(by: 10)
+                let (plus, overflow2) = times.addingReportingOverflow(UInt64(digit))
+                guard !overflow1, !overflow2 else { return nil }
+                magnitude = plus
+                index += 1
+            }
+            if negative {
+                guard magnitude <= UInt64(Int64.max) + 1 else { return nil }
+                return magnitude == UInt64(Int64.max) + 1 ? Int64.min : -Int64(magnitude)
+            }
+            guard magnitude <= UInt64(Int64.max) else { return nil }
+            return Int64(magnitude)
+        }
+        guard let value else { throw CommandError.notInteger }
+        return value
+    }
+
+    /// The command name in upper case.
+    static func commandName(_ buffer: ByteBuffer) -> String {
+        buffer.withUnsafeReadableBytes { bytes in
+            String(unsafeUninitializedCapacity: bytes.count) { target in
+                for (index, byte) in bytes.enumerated() {
+                    target[index] = byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "z") ? byte - 32 : byte
+                }
+                return bytes.count
+            }
+        }
+    }
+
+    /// An argument for an error message: at most 128 bytes, control characters as `?`.
+    static func printable(_ buffer: ByteBuffer) -> String {
+        let bytes = buffer.readableBytesView.prefix(128).map { $0 < 32 || $0 == 127 ? UInt8(ascii: "?") : $0 }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    static func typeName(_ object: ObjectValue?) -> String {
+        guard let object, !object.isEmpty else { return "none" }
+        switch object {
+        case .counter, .register: return "string"
+        case .set: return "set"
+        case .map: return "hash"
+        case .multiValueRegister: return "mvregister"
+        case .flag: return "flag"
+        }
+    }
+
+    /// Every visible key, named as clients name them, sorted.
+    func allKeys(node: isolated MeshNode) -> [String] {
+        var names: [String] = []
+        let defaultDomain = state.configuration.defaultDomain
+        for domain in node.domainNames {
+            for key in node.visibleKeys(in: domain) {
+                names.append(KeyNaming.clientName(domain: domain, key: key, defaultDomain: defaultDomain))
+            }
+        }
+        return names.sorted()
+    }
+
+    // MARK: Counters and strings
+
+    private func incrementBy(
+        _ amount: Int64, _ keyArgument: ByteBuffer, node: isolated MeshNode, into out: inout ByteBuffer
+    ) throws(CommandError) {
+        let key = try resolve(keyArgument, node: node)
+        var current: Int64 = 0
+        switch node.object(at: key.key, in: key.domain) {
+        case nil: break
+        case .counter(let counter)?: current = counter.value
+        case _?: throw CommandError.wrongType
+        }
+        let (sum, overflow) = current.addingReportingOverflow(amount)
+        guard !overflow else { throw CommandError.overflow }
+        if amount >= 0 {
+            try write(.increment(UInt64(amount)), to: key, node: node)
+        } else {
+            try write(.decrement(amount.magnitude), to: key, node: node)
+        }
+        out.writeRESPInteger(sum)
+    }
+
+    /// The string value of a key for `GET`/`MGET`: a register's value or a counter's decimal value.
+    private func stringValue(_ object: ObjectValue?) throws(CommandError) -> String? {
+        switch object {
+        case nil: return nil
+        case .register(let register)?: return register.value
+        case .counter(let counter)?: return object!.isEmpty ? nil : String(counter.value)
+        case let other?:
+            if other.isEmpty { return nil }
+            throw CommandError.wrongType
+        }
+    }
+
+    private func get(_ keyArgument: ByteBuffer, node: isolated MeshNode, into out: inout ByteBuffer) throws(CommandError) {
+        let key = try resolve(keyArgument, node: node)
+        if let value = try stringValue(node.object(at: key.key, in: key.domain)) {
+            state.keyspaceHits += 1
+            out.writeRESPBulkString(value)
+        } else {
+            state.keyspaceMisses += 1
+            out.writeRESPNull(version: version)
+        }
+    }
+
+    private func set(_ arguments: [ByteBuffer], node: isolated MeshNode, into out: inout ByteBuffer) throws(CommandError) {
+        let key = try resolve(arguments[1], node: node)
+        let value = try Self.text(arguments[2])
+        var onlyIfAbsent = false
+        var onlyIfPresent = false
+        var returnsOld = false
+        for option in arguments.dropFirst(3) {
+            switch Self.commandName(option) {
+            case "NX": onlyIfAbsent = true
+            case "XX": onlyIfPresent = true
+            case "GET": returnsOld = true
+            case "EX", "PX", "EXAT", "PXAT", "KEEPTTL":
+                throw CommandError(
+                    "ERR StateMesh does not support key expiry (SET \(Self.commandName(option))): replicated TTLs are not implemented")
+            default: throw CommandError.syntax
+            }
+        }
+        guard !(onlyIfAbsent && onlyIfPresent) else { throw CommandError.syntax }
+        let object = node.object(at: key.key, in: key.domain)
+        let old: String?
+        switch object {
+        case nil: old = nil
+        case .register(let register)?: old = register.value
+        case _?:
+            // Writing another type over a key is refused: a key keeps its type in the mesh, even deleted.
+            throw CommandError.wrongType
+        }
+        let exists = old != nil
+        if (onlyIfAbsent && exists) || (onlyIfPresent && !exists) {
+            if returnsOld, let old { out.writeRESPBulkString(old) } else { out.writeRESPNull(version: version) }
+            return
+        }
+        try write(.assign(value), to: key, node: node)
+        if returnsOld {
+            if let old { out.writeRESPBulkString(old) } else { out.writeRESPNull(version: version) }
+        } else {
+            out.writeRESPSimpleString("OK")
+        }
+    }
+
+    private func multiGet(
+        _ keys: ArraySlice<ByteBuffer>, node: isolated MeshNode, into out: inout ByteBuffer
+    ) throws(CommandError) {
+        var values: [String?] = []
+        values.reserveCapacity(keys.count)
+        for argument in keys {
+            let key = try resolve(argument, node: node)
+            // MGET answers nil for keys of other types, as Redis does.
+            values.append(try? stringValue(node.object(at: key.key, in: key.domain)))
+        }
+        out.writeRESPArrayHeader(count: values.count)
+        for value in values {
+            if let value { out.writeRESPBulkString(value) } else { out.writeRESPNull(version: version) }
+        }
+    }
+
+    private func multiSet(_ arguments: [ByteBuffer], node: isolated MeshNode, into out: inout ByteBuffer) throws(CommandError) {
+        guard arguments.count % 2 == 1 else { throw CommandError("ERR wrong number of arguments for 'mset' command") }
+        var pairs: [(Key, String)] = []
+        var index = 1
+        while index < arguments.count {
+            let key = try resolve(arguments[index], node: node)
+            switch node.object(at: key.key, in: key.domain) {
+            case nil, .register?: break
+            case _?: throw CommandError.wrongType  // checked for every key before any is written
+            }
+            pairs.append((key, try Self.text(arguments[index + 1])))
+            index += 2
+        }
+        for (key, value) in pairs { try write(.assign(value), to: key, node: node) }
+        out.writeRESPSimpleString("OK")
+    }
+
+    private func delete(_ keys: ArraySlice<ByteBuffer>, node: isolated MeshNode, into out: inout ByteBuffer) throws(CommandError) {
+        var removed: Int64 = 0
+        for argument in keys {
+            let key = try resolve(argument, node: node)
+            guard let type = Self.visibleType(node.object(at: key.key, in: key.domain)) else { continue }
+            try write(.clear(type), to: key, node: node)
+            removed += 1
+        }
+        out.writeRESPInteger(removed)
+    }
+
+    // MARK: Sets
+
+    private func setCommand(
+        _ name: String, _ arguments: [ByteBuffer], node: isolated MeshNode, into out: inout ByteBuffer
+    ) throws(CommandError) {
+        let key = try resolve(arguments[1], node: node)
+        switch node.object(at: key.key, in: key.domain) {
+        case nil, .set?: break
+        case _?: throw CommandError.wrongType
+        }
+        switch name {
+        case "SADD":
+            var added: Int64 = 0
+            var addedMembers = Set<String>()
+            for argument in arguments.dropFirst(2) {
+                let member = try Self.text(argument)
+                if !Self.set(node.object(at: key.key, in: key.domain), contains: member)
+                    && addedMembers.insert(member).inserted
+                {
+                    added += 1
+                }
+                // Always written: a re-add wins over a concurrent remove elsewhere (add-wins).
+                try write(.insert(member), to: key, node: node)
+            }
+            out.writeRESPInteger(added)
+        case "SREM":
+            var removed: Int64 = 0
+            for argument in arguments.dropFirst(2) {
+                let member = try Self.text(argument)
+                guard Self.set(node.object(at: key.key, in: key.domain), contains: member) else { continue }
+                try write(.remove(member), to: key, node: node)
+                removed += 1
+            }
+            out.writeRESPInteger(removed)
+        default:
+            // Reads: holding a copy of the set is fine (no write follows while it is held).
+            guard case .set(let members)? = node.object(at: key.key, in: key.domain) else {
+                return try emptySetReply(name, arguments, into: &out)
+            }
+            switch name {
+            case "SMEMBERS":
+                let sorted = members.elements.sorted()
+                out.writeRESPSetHeader(count: sorted.count, version: version)
+                for member in sorted { out.writeRESPBulkString(member) }
+            case "SISMEMBER":
+                out.writeRESPInteger(members.contains(try Self.text(arguments[2])) ? 1 : 0)
+            case "SMISMEMBER":
+                out.writeRESPArrayHeader(count: arguments.count - 2)
+                for argument in arguments.dropFirst(2) {
+                    out.writeRESPInteger(members.contains(try Self.text(argument)) ? 1 : 0)
+                }
+            default:  // SCARD
+                out.writeRESPInteger(Int64(members.count))
+            }
+        }
+    }
+
+    /// The type of a non-empty object (`nil` when absent or empty); see `set(_:contains:)`.
+    private static func visibleType(_ object: ObjectValue?) -> ObjectType? {
+        guard let object, !object.isEmpty else { return nil }
+        return object.type
+    }
+
+    /// Whether `object` is a set holding `member`. A function of its own so the object copy dies
+    /// before the caller writes: a live copy would make the write copy the whole set.
+    private static func set(_ object: ObjectValue?, contains member: String) -> Bool {
+        if case .set(let set)? = object { return set.contains(member) }
+        return false
+    }
+
+    /// Whether `object` is a map holding `field`; see `set(_:contains:)`.
+    private static func map(_ object: ObjectValue?, contains field: String) -> Bool {
+        if case .map(let map)? = object { return map.contains(field) }
+        return false
+    }
+
+    private func emptySetReply(_ name: String, _ arguments: [ByteBuffer], into out: inout ByteBuffer) throws(CommandError) {
+        switch name {
+        case "SMEMBERS": out.writeRESPSetHeader(count: 0, version: version)
+        case "SMISMEMBER":
+            out.writeRESPArrayHeader(count: arguments.count - 2)
+            for argument in arguments.dropFirst(2) {
+                _ = try Self.text(argument)
+                out.writeRESPInteger(0)
+            }
+        default: out.writeRESPInteger(0)  // SISMEMBER, SCARD
+        }
+    }
+
+    // MARK: Hashes
+
+    private func hashCommand(
+        _ name: String, _ arguments: [ByteBuffer], node: isolated MeshNode, into out: inout ByteBuffer
+    ) throws(CommandError) {
+        let key = try resolve(arguments[1], node: node)
+        switch node.object(at: key.key, in: key.domain) {
+        case nil, .map?: break
+        case _?: throw CommandError.wrongType
+        }
+        switch name {
+        case "HSET", "HMSET":
+            guard arguments.count % 2 == 0 else {
+                throw CommandError("ERR wrong number of arguments for '\(name.lowercased())' command")
+            }
+            var pairs: [(String, String)] = []
+            var index = 2
+            while index < arguments.count {
+                pairs.append((try Self.text(arguments[index]), try Self.text(arguments[index + 1])))
+                index += 2
+            }
+            var added: Int64 = 0
+            var seen = Set<String>()
+            for (field, value) in pairs {
+                if !Self.map(node.object(at: key.key, in: key.domain), contains: field) && seen.insert(field).inserted {
+                    added += 1
+                }
+                try write(.setField(field, value), to: key, node: node)
+            }
+            if name == "HMSET" { out.writeRESPSimpleString("OK") } else { out.writeRESPInteger(added) }
+            return
+        case "HDEL":
+            var removed: Int64 = 0
+            for argument in arguments.dropFirst(2) {
+                let field = try Self.text(argument)
+                guard Self.map(node.object(at: key.key, in: key.domain), contains: field) else { continue }
+                try write(.removeField(field), to: key, node: node)
+                removed += 1
+            }
+            out.writeRESPInteger(removed)
+            return
+        default:
+            break
+        }
+        // Reads: holding a copy of the map is fine (no write follows while it is held).
+        var map = LWWMap<String, String>()
+        if case .map(let existing)? = node.object(at: key.key, in: key.domain) { map = existing }
+        switch name {
+        case "HGET":
+            if let value = map[try Self.text(arguments[2])] {
+                out.writeRESPBulkString(value)
+            } else {
+                out.writeRESPNull(version: version)
+            }
+        case "HMGET":
+            out.writeRESPArrayHeader(count: arguments.count - 2)
+            for argument in arguments.dropFirst(2) {
+                if let value = map[try Self.text(argument)] {
+                    out.writeRESPBulkString(value)
+                } else {
+                    out.writeRESPNull(version: version)
+                }
+            }
+        case "HGETALL":
+            let fields = map.values.sorted { $0.key < $1.key }
+            out.writeRESPMapHeader(count: fields.count, version: version)
+            for (field, value) in fields {
+                out.writeRESPBulkString(field)
+                out.writeRESPBulkString(value)
+            }
+        case "HKEYS":
+            let fields = map.keys.sorted()
+            out.writeRESPArrayHeader(count: fields.count)
+            for field in fields { out.writeRESPBulkString(field) }
+        case "HVALS":
+            let fields = map.values.sorted { $0.key < $1.key }
+            out.writeRESPArrayHeader(count: fields.count)
+            for (_, value) in fields { out.writeRESPBulkString(value) }
+        case "HLEN":
+            out.writeRESPInteger(Int64(map.count))
+        default:  // HEXISTS
+            out.writeRESPInteger(map.contains(try Self.text(arguments[2])) ? 1 : 0)
+        }
+    }
+}

@@ -1,0 +1,156 @@
+import Logging
+import MeshCRDT
+import MeshRESP
+import MeshReplication
+import NIOCore
+import StateMesh
+
+/// The server's shared state: clients, keyspace subscriptions and counters.
+///
+/// ### Invariants
+/// Confined to the node's event loop: every method runs there (the listener, every connection
+/// and the node's actor share that loop). That is why it may be `@unchecked Sendable`.
+final class RESPServerState: @unchecked Sendable {
+    let node: MeshNode
+    let configuration: RESPServerConfiguration
+    let logger: Logger
+    let startedAt = ContinuousClock.now
+    /// Whether replies to writes wait for an fsync (`.always` durability).
+    let acknowledgesAfterCommit: Bool
+
+    private(set) var clients: [UInt64: RESPConnectionHandler] = [:]
+    private var nextClientID: UInt64 = 1
+    private(set) var endpoint = ""
+    /// Counters for `INFO stats` and `mesh status`.
+    var connectionsReceived: UInt64 = 0
+    var rejectedConnections: UInt64 = 0
+    var commandsProcessed: UInt64 = 0
+    var protocolErrors: UInt64 = 0
+    var keyspaceHits: UInt64 = 0
+    var keyspaceMisses: UInt64 = 0
+    var notificationsSent: UInt64 = 0
+    private var lastPublishedStatus = ContinuousClock.now
+
+    /// Channel name → subscribed client IDs; pattern → subscribed client IDs.
+    private var channelSubscribers: [String: Set<UInt64>] = [:]
+    private var patternSubscribers: [String: Set<UInt64>] = [:]
+
+    init(node: MeshNode, configuration: RESPServerConfiguration, logger: Logger) {
+        self.node = node
+        self.configuration = configuration
+        self.logger = logger
+        self.acknowledgesAfterCommit = node.configuration.durability == .always
+    }
+
+    // MARK: Lifecycle
+
+    func started(endpoint: String) {
+        self.endpoint = endpoint
+        node.assumeIsolated { node in
+            node.setDeliveryObserver { [weak self] delivery in self?.notify(delivery) }
+        }
+        publishStatus()
+    }
+
+    func closeAll() {
+        node.assumeIsolated { node in node.setDeliveryObserver(nil) }
+        for client in clients.values { client.close() }
+        clients = [:]
+        channelSubscribers = [:]
+        patternSubscribers = [:]
+        node.assumeIsolated { node in node.setFrontDoorStatus(nil) }
+    }
+
+    /// Registers a new connection; `nil` when the server is full.
+    func register(_ client: RESPConnectionHandler) -> UInt64? {
+        connectionsReceived += 1
+        guard clients.count < configuration.maximumClients else {
+            rejectedConnections += 1
+            return nil
+        }
+        let id = nextClientID
+        nextClientID += 1
+        clients[id] = client
+        publishStatus()
+        return id
+    }
+
+    func unregister(_ id: UInt64, channels: Set<String>, patterns: Set<String>) {
+        guard clients.removeValue(forKey: id) != nil else { return }
+        for channel in channels { unsubscribe(id, from: channel) }
+        for pattern in patterns { unsubscribe(id, fromPattern: pattern) }
+        publishStatus()
+    }
+
+    /// Refreshes what `mesh status` shows (clients and commands); at most once a second for commands.
+    func publishStatus(force: Bool = true) {
+        let now = ContinuousClock.now
+        guard force || now - lastPublishedStatus >= .seconds(1) else { return }
+        lastPublishedStatus = now
+        let status = NodeStatus.FrontDoor(
+            proto: "resp", endpoint: endpoint, clients: clients.count, commands: commandsProcessed)
+        node.assumeIsolated { node in node.setFrontDoorStatus(status) }
+    }
+
+    var pubSubClientCount: Int { clients.values.count { $0.isSubscribed } }
+
+    // MARK: Keyspace subscriptions
+
+    func subscribe(_ id: UInt64, to channel: String) { channelSubscribers[channel, default: []].insert(id) }
+
+    func subscribe(_ id: UInt64, toPattern pattern: String) { patternSubscribers[pattern, default: []].insert(id) }
+
+    func unsubscribe(_ id: UInt64, from channel: String) {
+        channelSubscribers[channel]?.remove(id)
+        if channelSubscribers[channel]?.isEmpty == true { channelSubscribers[channel] = nil }
+    }
+
+    func unsubscribe(_ id: UInt64, fromPattern pattern: String) {
+        patternSubscribers[pattern]?.remove(id)
+        if patternSubscribers[pattern]?.isEmpty == true { patternSubscribers[pattern] = nil }
+    }
+
+    /// Sends keyspace (`__keyspace@0__:KEY` → event) and keyevent (`__keyevent@0__:EVENT` → key)
+    /// notifications for every key a delivery changed, local or remote.
+    func notify(_ delivery: Delivery) {
+        guard !channelSubscribers.isEmpty || !patternSubscribers.isEmpty, let record = delivery.record else { return }
+        for update in record.updates {
+            let key = KeyNaming.clientName(domain: delivery.domain, key: update.key, defaultDomain: configuration.defaultDomain)
+            let event = KeyspaceEvent.name(of: update.value)
+            publish(channel: "__keyspace@0__:" + key, message: event)
+            publish(channel: "__keyevent@0__:" + event, message: key)
+        }
+    }
+
+    private func publish(channel: String, message: String) {
+        if let ids = channelSubscribers[channel] {
+            for id in ids { clients[id]?.deliverMessage(channel: channel, message: message) }
+        }
+        for (pattern, ids) in patternSubscribers where Glob.matches(pattern: pattern, channel) {
+            for id in ids { clients[id]?.deliverPatternMessage(pattern: pattern, channel: channel, message: message) }
+        }
+    }
+}
+
+/// How keys are named to clients: plain for the default domain, `fabric://DOMAIN/PATH` otherwise.
+enum KeyNaming {
+    static func clientName(domain: String, key: String, defaultDomain: String) -> String {
+        domain == defaultDomain ? key : "fabric://\(domain)/\(key)"
+    }
+}
+
+/// The event name a keyspace notification carries for a delta, as Redis names the command.
+enum KeyspaceEvent {
+    static func name(of delta: ObjectValue) -> String {
+        switch delta {
+        case .counter(let counter):
+            if !counter.resetIncrements.isBottom || !counter.resetDecrements.isBottom { return "del" }
+            return counter.decrements.isBottom ? "incrby" : "decrby"
+        case .set(let set): return set.isEmpty ? "srem" : "sadd"
+        case .map(let map): return map.count == 0 ? "hdel" : "hset"
+        case .register(let register): return register.value == nil ? "del" : "set"
+        case .multiValueRegister: return "set"
+        case .flag: return "set"
+        }
+    }
+}

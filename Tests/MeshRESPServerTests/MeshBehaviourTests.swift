@@ -1,0 +1,176 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import MeshRESP
+import MeshRESPServer
+import NIOCore
+import StateMesh
+import Testing
+
+@Suite(.serialized) struct RESPMeshBehaviourTests {
+    /// A write through one node is read through another; WAIT counts the peers that delivered it.
+    @Test func writesReplicateAndWaitCountsPeers() async throws {
+        let mesh = try await RESPMesh(count: 3)
+        let a = try mesh.client(0)
+        let b = try mesh.client(1)
+        try a.call("SADD", "s", "x", "y")
+        try a.call("HSET", "fabric://fleet/agent-7", "status", "up")
+        #expect(try a.call("WAIT", "2", "5000").integer == 2)
+        #expect(try b.call("SMEMBERS", "s").texts == ["x", "y"])
+        #expect(try b.call("HGET", "fabric://fleet/agent-7", "status").text == "up")
+        // With one peer offline, WAIT 2 gives up after its timeout and answers 1.
+        let c = try mesh.client(2)
+        #expect(try c.call("MESH", "OFFLINE").text == "OK")
+        try a.call("INCR", "n")
+        #expect(try a.call("WAIT", "1", "10000").integer == 1)  // B has it (a loaded machine may take a while)
+        let started = ContinuousClock.now
+        #expect(try a.call("WAIT", "2", "300").integer == 1)
+        #expect(ContinuousClock.now - started >= .milliseconds(250))
+        #expect(try c.call("MESH", "ONLINE").text == "OK")
+        #expect(try a.call("WAIT", "2", "10000").integer == 2)
+        await mesh.stop()
+    }
+
+    /// Concurrent writes on disconnected nodes merge by the CRDT rules: add-wins sets, observed-reset
+    /// counters, one LWW value everywhere.
+    @Test func concurrentWritesMerge() async throws {
+        let mesh = try await RESPMesh(count: 2)
+        let a = try mesh.client(0)
+        let b = try mesh.client(1)
+        try a.call("SADD", "s", "x")
+        try a.call("INCRBY", "c", "10")
+        #expect(try a.call("WAIT", "1", "5000").integer == 1)
+        #expect(try b.call("MESH", "OFFLINE").text == "OK")
+        #expect(try a.call("SREM", "s", "x").integer == 1)  // A removes the x it saw...
+        #expect(try b.call("SADD", "s", "x").integer == 0)  // ...while B re-adds it: the add wins.
+        #expect(try a.call("DEL", "c").integer == 1)  // A resets the 10 it saw...
+        #expect(try b.call("INCRBY", "c", "3").integer == 13)  // ...while B adds 3: 3 survives.
+        try a.call("SET", "r", "from-a")
+        try b.call("SET", "r", "from-b")
+        #expect(try b.call("MESH", "ONLINE").text == "OK")
+        let converged = await eventually(timeout: .seconds(20)) {
+            let left = try [a.call("SMEMBERS", "s"), a.call("GET", "c"), a.call("GET", "r")]
+            let right = try [b.call("SMEMBERS", "s"), b.call("GET", "c"), b.call("GET", "r")]
+            return left == right && left[1].text == "3"
+        }
+        #expect(converged)
+        #expect(try a.call("SMEMBERS", "s").texts == ["x"])
+        #expect(["from-a", "from-b"].contains(try a.call("GET", "r").text ?? ""))
+        await mesh.stop()
+    }
+
+    /// A PSUBSCRIBE on one node receives keyspace and keyevent notifications of writes made on
+    /// another node (remote) and on its own node (local).
+    @Test func keyspaceNotificationsOfRemoteChanges() async throws {
+        let mesh = try await RESPMesh(count: 2)
+        let subscriber = try mesh.client(1)
+        let reply = try subscriber.call("PSUBSCRIBE", "__keyspace@0__:*")
+        #expect(reply.texts == ["psubscribe", "__keyspace@0__:*"])
+        try subscriber.send(RESPClient.encode(["SUBSCRIBE", "__keyevent@0__:sadd"]))
+        #expect(try subscriber.read().texts == ["subscribe", "__keyevent@0__:sadd"])
+        let writer = try mesh.client(0)
+        try writer.call("SADD", "remote-set", "m")
+        var got: [[String]] = []
+        while got.count < 2 { got.append(try #require(try subscriber.read().texts)) }
+        #expect(got.contains(["pmessage", "__keyspace@0__:*", "__keyspace@0__:remote-set", "sadd"]))
+        #expect(got.contains(["message", "__keyevent@0__:sadd", "remote-set"]))
+        // Only subscription commands (and PING) are allowed in RESP2 subscribed mode.
+        try subscriber.send(RESPClient.encode(["GET", "x"]))
+        #expect(try subscriber.read().errorLine?.hasPrefix("ERR Can't execute 'get'") == true)
+        // A write through the subscriber's own node is notified too.
+        let local = try mesh.client(1)
+        try local.call("INCR", "local-counter")
+        #expect(try subscriber.read().texts == ["pmessage", "__keyspace@0__:*", "__keyspace@0__:local-counter", "incrby"])
+        await mesh.stop()
+    }
+
+    /// Requests split into single bytes, and 1,000 commands pipelined in one send, are answered in order.
+    @Test func byteAtATimeAndPipelined() async throws {
+        let mesh = try await RESPMesh(count: 1)
+        let client = try mesh.client(0)
+        for byte in RESPClient.encode(["SET", "k", "value"]) + Array("PING\r\n".utf8) { try client.send([byte]) }
+        #expect(try client.read().text == "OK")
+        #expect(try client.read().text == "PONG")
+        var pipeline: [UInt8] = []
+        for _ in 0..<1_000 { pipeline += RESPClient.encode(["INCR", "p"]) }
+        try client.send(pipeline)
+        for expected in 1...1_000 { #expect(try client.read().integer == Int64(expected)) }
+        await mesh.stop()
+    }
+
+    /// A malformed request gets a protocol error and closes only its own connection.
+    @Test func protocolErrorClosesOnlyThatConnection() async throws {
+        let mesh = try await RESPMesh(count: 1) { $0.maximumPipelineBytes = 1 << 20 }
+        let good = try mesh.client(0)
+        try good.call("SET", "k", "v")
+        for garbage in ["*abc\r\n", "*1\r\n+oops\r\n", "*2000000000\r\n", "*1\r\n$99999999999\r\n", "\"unbalanced\r\n"] {
+            let bad = try mesh.client(0)
+            try bad.send(Array(garbage.utf8))
+            #expect(try bad.read().errorLine?.hasPrefix("ERR Protocol error") == true, "\(garbage.debugDescription)")
+            #expect(bad.isClosedByServer())
+        }
+        // More unexecuted bytes than the query buffer limit: refused, connection closed.
+        let flood = try mesh.client(0)
+        try? flood.send(Array("*2\r\n$3\r\nGET\r\n$4000000\r\n".utf8) + [UInt8](repeating: 120, count: 1_200_000))
+        #expect(try flood.read().errorLine?.contains("query buffer limit") == true)
+        #expect(try good.call("GET", "k").text == "v")
+        await mesh.stop()
+    }
+
+    /// 10,000 pipelined garbage and oversized requests on several connections neither crash the node
+    /// nor disturb another client's writes, which all succeed in order.
+    @Test func tenThousandGarbageRequestsDoNotDisturbOtherClients() async throws {
+        let mesh = try await RESPMesh(count: 1) { $0.limits.maximumBulkBytes = 1 << 16 }
+        let port = mesh.port(0)
+        let writer = Task.detached { () throws -> [Int64] in
+            let client = try RESPClient(port: port)
+            var values: [Int64] = []
+            for _ in 0..<500 { values.append(try client.call("INCR", "steady").integer ?? -1) }
+            return values
+        }
+        var generator = SystemRandomNumberGenerator()
+        var requests = 0
+        var connections = 0
+        while requests < 10_000 {
+            let bad = try RESPClient(port: port)
+            connections += 1
+            var bytes: [UInt8] = []
+            // A pipeline of requests, each garbage in its own way; the first malformed one ends the connection.
+            for index in 0..<250 {
+                switch (index + connections) % 6 {
+                case 0: bytes += (0..<Int.random(in: 1...64, using: &generator)).map { _ in UInt8.random(in: 0...255, using: &generator) }
+                case 1: bytes += Array("*999999999\r\n".utf8)
+                case 2: bytes += Array("*1\r\n$99999999999\r\n".utf8)
+                case 3: bytes += Array("*1\r\n$70000\r\n".utf8) + [UInt8](repeating: 65, count: 70_000) + [13, 10]
+                case 4: bytes += Array("SET \"a\\xZZ\" b\r\n".utf8) + [UInt8](repeating: 66, count: 70_000)
+                default: bytes += RESPClient.encode(["NOSUCHCOMMAND", String(index)])
+                }
+                requests += 1
+            }
+            try? bad.send(bytes)
+            _ = bad.isClosedByServer()
+        }
+        let values = try await writer.value
+        #expect(values == Array(1...500))
+        let check = try mesh.client(0)
+        #expect(try check.call("GET", "steady").text == "500")
+        let info = try #require(try check.call("INFO", "stats").text)
+        #expect(info.contains("protocol_errors:"))
+        #expect(await mesh.node(0).status().storageFailed == false)
+        await mesh.stop()
+    }
+
+    /// More clients than `maximumClients` are refused with Redis's error; the others keep working.
+    @Test func clientLimit() async throws {
+        let mesh = try await RESPMesh(count: 1) { $0.maximumClients = 2 }
+        let first = try mesh.client(0)
+        let second = try mesh.client(0)
+        #expect(try first.call("PING").text == "PONG")
+        #expect(try second.call("PING").text == "PONG")
+        let third = try mesh.client(0)
+        #expect(try third.read().errorLine == "ERR max number of clients reached")
+        #expect(try first.call("PING").text == "PONG")
+        await mesh.stop()
+    }
+}
