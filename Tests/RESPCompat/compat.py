@@ -1019,8 +1019,15 @@ def check_concurrent_writes(mesh):
                    f"survive A's concurrent DEL), one of the two registers and fields; got {seen!r}")
         views.append(seen)
     expect(views[0] == views[1] == views[2], f"the three nodes disagree: {views!r}")
-    return (f"healed in {time.monotonic() - started:.2f}s; register={views[0][2]!r}, field f={views[0][3]['f']!r}, "
-            f"set={sorted(views[0][0])}, counter={views[0][1]}")
+    healed = time.monotonic() - started
+    # How long a write of A takes to be acknowledged by both peers right after the heal (informational:
+    # ~10 ms in a steady mesh; a WAIT 2 300 made now with one peer offline can return 0).
+    a.set("cc:after-heal", "v")
+    timed = time.monotonic()
+    acknowledged = a.wait(2, 5000)
+    wait_ms = (time.monotonic() - timed) * 1000
+    return (f"healed in {healed:.2f}s; register={views[0][2]!r}, field f={views[0][3]['f']!r}, "
+            f"set={sorted(views[0][0])}, counter={views[0][1]}; then WAIT 2 5000 on A: {acknowledged} in {wait_ms:.0f} ms")
 
 
 def check_wait(mesh):
@@ -1311,8 +1318,10 @@ def main():
             suite.run("mesh: INFO sections, replication names peers", check_info, mesh)
             suite.run("mesh: fabric://DOMAIN/PATH keys", check_domains, mesh)
             suite.run("mesh: writes of every type through each node converge on all three", check_convergence, mesh)
-            suite.run("mesh: concurrent writes (A MESH OFFLINE) resolve by CRDT rules", check_concurrent_writes, mesh)
+            # WAIT before the first MESH OFFLINE/ONLINE of A: right after that heal, A's writes take ~200-340 ms to
+            # be acknowledged (see the concurrent check's detail), which would make WAIT 2 300 a race.
             suite.run("mesh: WAIT counts the other nodes that delivered", check_wait, mesh)
+            suite.run("mesh: concurrent writes (A MESH OFFLINE) resolve by CRDT rules", check_concurrent_writes, mesh)
             suite.run("mesh: PSUBSCRIBE on C sees remote (A) and local (C) changes, DEL is del", check_pubsub_remote, mesh)
             suite.run("mesh: a burst of remote SADD+SREM, HSET+HDEL: every event on C", check_pubsub_burst, mesh)
             suite.run("mesh: SIGKILL of B mid-stream loses no acknowledged write", check_sigkill, mesh)
