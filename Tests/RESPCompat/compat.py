@@ -662,6 +662,18 @@ def check_pubsub_local(target):
                     ("__keyspace@0__:psl:r", "set"), ("__keyevent@0__:sadd", "psl:s")}
         got = collect(subscriber, expected, timeout=10)
         expect(expected <= got, f"missing notifications {sorted(expected - got)}; got {sorted(got)}")
+        subscriber.punsubscribe("__keyspace@0__:psl:*")
+        subscriber.unsubscribe("__keyevent@0__:sadd")
+        confirmations = []
+        deadline = time.monotonic() + 5
+        while len(confirmations) < 2 and time.monotonic() < deadline:
+            message = subscriber.get_message(timeout=0.2)
+            if message and message["type"] in ("unsubscribe", "punsubscribe"):
+                confirmations.append(message["type"])
+        expect_equal(sorted(confirmations), ["punsubscribe", "unsubscribe"], "UNSUBSCRIBE/PUNSUBSCRIBE confirmations")
+        r.sadd("psl:s", "after")
+        late = collect(subscriber, {("never", "never")}, timeout=0.5)
+        expect(not late, f"notifications after unsubscribing: {sorted(late)}")
     finally:
         subscriber.close()
 
@@ -857,6 +869,11 @@ def check_mesh_errors(mesh):
     expect_equal(a.get("me:ex"), None, "SET ... EX must not have written")
     message = error_text(lambda: a.set("me:px", "v", px=100))
     expect_equal(a.get("me:px"), None, "SET ... PX must not have written")
+    raw = Raw(mesh.nodes[0].resp_port)
+    try:
+        expect_equal(raw.command("CLIENT", "SETINFO", "LIB-NAME", "compat"), "OK", "CLIENT SETINFO LIB-NAME")
+    finally:
+        raw.close()
     reply = a.execute_command("CONFIG", "GET", "maxmemory")
     expect(not reply, f"CONFIG GET maxmemory: expected an empty reply, got {reply!r}")
     # A deleted set keeps its type in the mesh (documented difference from Redis).
@@ -1312,8 +1329,9 @@ def main():
                     print(f"node {node.name} exited ({node.process.returncode}):\n{mesh.log_tail(node)}", file=sys.stderr)
                 return 1
             run_generic(suite, mesh)
-            suite.run("mesh: SELECT 1, SET EX/PX, CONFIG GET, a deleted set keeps its type", check_mesh_errors, mesh)
-            note_register_counter(mesh, suite)
+            suite.run("mesh: SELECT 1, SET EX/PX, CLIENT SETINFO, CONFIG GET, a deleted set keeps its type", check_mesh_errors, mesh)
+            if not suite.only:
+                note_register_counter(mesh, suite)
             suite.run("mesh: resp.password on node C (NOAUTH, AUTH, HELLO AUTH)", check_mesh_auth, mesh)
             suite.run("mesh: INFO sections, replication names peers", check_info, mesh)
             suite.run("mesh: fabric://DOMAIN/PATH keys", check_domains, mesh)
