@@ -235,8 +235,15 @@ final class RESPConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
             closeNow()
             return
         }
-        resumeReading()
-        if blocked == nil && inbound != nil { processInbound() }
+        // Not now: this runs inside the node's commit, which its caller may follow by sending (a tick
+        // pushes right after committing). Commands run here would add own writes that the send could
+        // carry before they are durable. The next turn of the loop is after that send.
+        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        context.eventLoop.execute {
+            let handler = bound.value
+            handler.resumeReading()
+            if handler.blocked == nil && handler.inbound != nil { handler.processInbound() }
+        }
     }
 
     /// Answers a blocked command and goes on with the commands queued behind it.
