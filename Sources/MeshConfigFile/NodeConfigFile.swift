@@ -186,8 +186,7 @@ public struct NodeConfigFile: Sendable {
     /// The RESP front door's configuration, or `nil` when `resp.port` is -1.
     public func respConfiguration() throws -> RESPServerConfiguration? {
         let port = integer("resp.port") ?? (listenPort == 0 ? 0 : listenPort + 2)
-        if port == -1 { return nil }
-        guard (0...65_535).contains(port) else { throw problem("resp.port", "\(port) is not a port (0...65535, or -1)") }
+        guard (-1...65_535).contains(port) else { throw problem("resp.port", "\(port) is not a port (0...65535, or -1)") }
         let domains = strings("domains") ?? ["default"]
         let defaultDomain = string("resp.default_domain") ?? domains.first ?? "default"
         guard domains.contains(defaultDomain) else {
@@ -208,7 +207,8 @@ public struct NodeConfigFile: Sendable {
         try positive("resp.max_arguments") { configuration.limits.maximumArguments = $0 }
         try positive("resp.max_bulk_bytes") { configuration.limits.maximumBulkBytes = $0 }
         try positive("resp.max_pipeline_bytes") { configuration.maximumPipelineBytes = $0 }
-        return configuration
+        // Every key is checked even when the front door is off: a mistake shows before it is turned on.
+        return port == -1 ? nil : configuration
     }
 
     /// The configured log level (default info).

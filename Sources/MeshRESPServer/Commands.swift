@@ -396,10 +396,7 @@ extension RESPConnectionHandler {
         _ name: String, _ arguments: [ByteBuffer], node: isolated MeshNode, into out: inout ByteBuffer
     ) throws(CommandError) {
         let key = try resolve(arguments[1], node: node)
-        switch node.object(at: key.key, in: key.domain) {
-        case nil, .set?: break
-        case _?: throw CommandError.wrongType
-        }
+        try requireType(.set, at: key, node: node)
         switch name {
         case "SADD":
             var added: Int64 = 0
@@ -447,6 +444,13 @@ extension RESPConnectionHandler {
         }
     }
 
+    /// Throws `WRONGTYPE` unless `key` is absent or holds `type`.
+    private func requireType(_ type: ObjectType, at key: Key, node: isolated MeshNode) throws(CommandError) {
+        if let existing = node.object(at: key.key, in: key.domain)?.type, existing != type {
+            throw CommandError.wrongType
+        }
+    }
+
     /// The type of a non-empty object (`nil` when absent or empty); see `set(_:contains:)`.
     private static func visibleType(_ object: ObjectValue?) -> ObjectType? {
         guard let object, !object.isEmpty else { return nil }
@@ -485,10 +489,7 @@ extension RESPConnectionHandler {
         _ name: String, _ arguments: [ByteBuffer], node: isolated MeshNode, into out: inout ByteBuffer
     ) throws(CommandError) {
         let key = try resolve(arguments[1], node: node)
-        switch node.object(at: key.key, in: key.domain) {
-        case nil, .map?: break
-        case _?: throw CommandError.wrongType
-        }
+        try requireType(.map, at: key, node: node)
         switch name {
         case "HSET", "HMSET":
             guard arguments.count % 2 == 0 else {

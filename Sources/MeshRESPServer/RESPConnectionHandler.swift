@@ -155,6 +155,7 @@ final class RESPConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
         batchWrote = false
         var failure: RESPProtocolError?
         var closeAfter = false
+        var commandsRun: Int64 = 0
         node.assumeIsolated { node in
             while self.blocked == nil {
                 let arguments: [ByteBuffer]?
@@ -167,6 +168,7 @@ final class RESPConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
                 guard let arguments else { break }
                 if arguments.isEmpty { continue }
                 self.state.commandsProcessed += 1
+                commandsRun += 1
                 if self.run(arguments, node: node, into: &out) == .close {
                     closeAfter = true
                     break
@@ -178,8 +180,10 @@ final class RESPConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
         } else if let buffer = inbound, buffer.readerIndex > 65_536 {
             inbound!.discardReadBytes()
         }
+        if commandsRun > 0 { state.metrics.commands.increment(by: commandsRun) }
         if let failure {
             state.protocolErrors += 1
+            state.logger.debug("RESP client \(id) at \(remoteAddress) closed: \(failure)")
             out.writeRESPError("ERR \(failure.message)")
             emit(out, wrote: batchWrote)
             closeWhenFlushed()
@@ -231,8 +235,15 @@ final class RESPConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
             closeNow()
             return
         }
-        resumeReading()
-        if blocked == nil && inbound != nil { processInbound() }
+        // Not now: this runs inside the node's commit, which its caller may follow by sending (a tick
+        // pushes right after committing). Commands run here would add own writes that the send could
+        // carry before they are durable. The next turn of the loop is after that send.
+        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        context.eventLoop.execute {
+            let handler = bound.value
+            handler.resumeReading()
+            if handler.blocked == nil && handler.inbound != nil { handler.processInbound() }
+        }
     }
 
     /// Answers a blocked command and goes on with the commands queued behind it.
@@ -316,6 +327,7 @@ final class RESPConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
             }
         }
         state.notificationsSent += 1
+        state.metrics.notifications.increment()
         if held.isEmpty {
             context.writeAndFlush(wrapOutboundOut(out), promise: nil)
         } else {

@@ -2,6 +2,7 @@ import Logging
 import MeshCRDT
 import MeshRESP
 import MeshReplication
+import Metrics
 import NIOCore
 import StateMesh
 
@@ -21,11 +22,14 @@ final class RESPServerState: @unchecked Sendable {
     private(set) var clients: [UInt64: RESPConnectionHandler] = [:]
     private var nextClientID: UInt64 = 1
     private(set) var endpoint = ""
-    /// Counters for `INFO stats` and `mesh status`.
+    /// Counters for `INFO stats` and `mesh status`, mirrored to swift-metrics (`metrics`).
     var connectionsReceived: UInt64 = 0
     var rejectedConnections: UInt64 = 0
     var commandsProcessed: UInt64 = 0
-    var protocolErrors: UInt64 = 0
+    var protocolErrors: UInt64 = 0 {
+        didSet { metrics.protocolErrors.increment(by: Int64(protocolErrors - oldValue)) }
+    }
+    let metrics = RESPMetrics()
     var keyspaceHits: UInt64 = 0
     var keyspaceMisses: UInt64 = 0
     var notificationsSent: UInt64 = 0
@@ -64,19 +68,24 @@ final class RESPServerState: @unchecked Sendable {
     /// Registers a new connection; `nil` when the server is full.
     func register(_ client: RESPConnectionHandler) -> UInt64? {
         connectionsReceived += 1
+        metrics.connections.increment()
         guard clients.count < configuration.maximumClients else {
             rejectedConnections += 1
+            metrics.rejectedConnections.increment()
+            logger.notice("RESP client refused: \(configuration.maximumClients) clients already connected")
             return nil
         }
         let id = nextClientID
         nextClientID += 1
         clients[id] = client
+        metrics.clients.record(clients.count)
         publishStatus()
         return id
     }
 
     func unregister(_ id: UInt64, channels: Set<String>, patterns: Set<String>) {
         guard clients.removeValue(forKey: id) != nil else { return }
+        metrics.clients.record(clients.count)
         for channel in channels { unsubscribe(id, from: channel) }
         for pattern in patterns { unsubscribe(id, fromPattern: pattern) }
         publishStatus()
@@ -130,6 +139,19 @@ final class RESPServerState: @unchecked Sendable {
             for id in ids { clients[id]?.deliverPatternMessage(pattern: pattern, channel: channel, message: message) }
         }
     }
+}
+
+/// The front door's swift-metrics instruments (no-op until the process bootstraps a backend):
+/// counters `statemesh_resp_commands`, `statemesh_resp_connections`,
+/// `statemesh_resp_rejected_connections`, `statemesh_resp_protocol_errors`,
+/// `statemesh_resp_notifications`; gauge `statemesh_resp_clients`.
+final class RESPMetrics: Sendable {
+    let commands = Counter(label: "statemesh_resp_commands")
+    let connections = Counter(label: "statemesh_resp_connections")
+    let rejectedConnections = Counter(label: "statemesh_resp_rejected_connections")
+    let protocolErrors = Counter(label: "statemesh_resp_protocol_errors")
+    let notifications = Counter(label: "statemesh_resp_notifications")
+    let clients = Gauge(label: "statemesh_resp_clients")
 }
 
 /// How keys are named to clients: plain for the default domain, `fabric://DOMAIN/PATH` otherwise.

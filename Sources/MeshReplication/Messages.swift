@@ -40,8 +40,11 @@ public final class DeltaRecord: Sendable, Equatable, CustomStringConvertible {
     public let requestsAcknowledgement: Bool
     /// The keyed deltas, sorted by key.
     public let updates: [KeyedDelta]
+    /// The record's encoding, made once: journaling and every message that carries the record
+    /// (pushes, repairs, relays) copy these bytes instead of encoding the record again.
+    let encoding: [UInt8]
     /// The encoded size of this record, in bytes.
-    public let encodedByteCount: Int
+    public var encodedByteCount: Int { encoding.count }
 
     /// Creates a record and computes its encoded size.
     public init(
@@ -59,16 +62,14 @@ public final class DeltaRecord: Sendable, Equatable, CustomStringConvertible {
         Self.encodeFields(
             origin: origin, firstSequence: firstSequence, lastSequence: lastSequence, timestamp: timestamp,
             requestsAcknowledgement: requestsAcknowledgement, updates: updates, to: &writer)
-        self.encodedByteCount = writer.bytes.count
+        self.encoding = writer.bytes
     }
 
     /// The number of writes covered.
     public var writeCount: UInt64 { lastSequence - firstSequence + 1 }
 
     func encode(to writer: inout ByteWriter) {
-        Self.encodeFields(
-            origin: origin, firstSequence: firstSequence, lastSequence: lastSequence, timestamp: timestamp,
-            requestsAcknowledgement: requestsAcknowledgement, updates: updates, to: &writer)
+        writer.writeBytes(encoding)
     }
 
     /// The greatest timestamp the last-writer-wins payloads of `updates` carry (`.zero` when

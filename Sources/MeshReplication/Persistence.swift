@@ -159,11 +159,7 @@ extension PersistedReplica {
 
 extension DeltaRecord {
     /// The record's encoding (as in a delta message), for a durable log.
-    public func encoded() -> [UInt8] {
-        var writer = ByteWriter(reservingCapacity: encodedByteCount)
-        encode(to: &writer)
-        return writer.bytes
-    }
+    public func encoded() -> [UInt8] { encoding }
 
     /// Decodes a record written by `encoded()`.
     public static func decoded(_ bytes: [UInt8], limits: CodecLimits = .default) throws(CodecError) -> DeltaRecord {

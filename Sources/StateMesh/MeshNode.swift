@@ -630,8 +630,12 @@ public actor MeshNode: Service {
     /// storage has failed: the node then stops replicating (it holds state it could not persist).
     private func commitOwnWritesBeforeSending() -> Bool {
         guard storageFailure == nil else { return false }
-        if ownWritesUncommitted { try? commitNow() }
-        return storageFailure == nil
+        // A commit calls its waiters, and a waiter (a front door releasing replies) could write
+        // again: commit until nothing of ours is pending, or give up sending this time.
+        for _ in 0..<3 where ownWritesUncommitted {
+            try? commitNow()
+        }
+        return storageFailure == nil && !ownWritesUncommitted
     }
 
     /// Commits the open batch now and resumes every write waiting for it.

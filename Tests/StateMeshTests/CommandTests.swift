@@ -56,6 +56,7 @@ struct ConfigFixture {
             "data_directory": "data",
             "seeds": seeds,
             "status": ["port": -1],
+            "resp": ["port": -1],
         ]
         for (key, value) in extra {
             if let nested = value as? [String: Any], var existing = object[key] as? [String: Any] {
@@ -76,7 +77,9 @@ struct ConfigFixture {
 /// The key a configuration error names, or nil when the file loads and converts without error.
 func rejectedKey(_ fixture: ConfigFixture, environment: [String: String] = [:]) async -> String? {
     do {
-        _ = try await NodeConfigFile.load(file: fixture.file, environment: environment).nodeConfiguration()
+        let file = try await NodeConfigFile.load(file: fixture.file, environment: environment)
+        _ = try file.nodeConfiguration()
+        _ = try file.respConfiguration()
         return nil
     } catch let error as ConfigurationError {
         #expect(error.file == fixture.file)
@@ -102,6 +105,29 @@ struct CommandTests {
             file: fixture.file, environment: ["STATEMESH_LISTEN_PORT": "7412"]
         ).nodeConfiguration()
         #expect(overridden.transport.port == 7412)
+    }
+
+    /// The RESP keys load with their documented defaults (port listen.port + 2, loopback, no password,
+    /// the first domain), -1 disables the front door, and the environment overrides a key.
+    @Test func respConfiguration() async throws {
+        let fixture = try ConfigFixture(
+            port: 7411,
+            extra: ["domains": ["fleet", "default"], "resp": ["port": 6500, "password": "pw", "max_clients": 5]])
+        defer { fixture.remove() }
+        let resp = try #require(try await NodeConfigFile.load(file: fixture.file).respConfiguration())
+        #expect(resp.port == 6500 && resp.host == "127.0.0.1" && resp.password == "pw" && resp.maximumClients == 5)
+        #expect(resp.defaultDomain == "fleet")
+        let overridden = try #require(
+            try await NodeConfigFile.load(file: fixture.file, environment: ["STATEMESH_RESP_PASSWORD": "other"])
+                .respConfiguration())
+        #expect(overridden.password == "other")
+        var object = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: fixture.file))) as! [String: Any]
+        object["resp"] = nil
+        try JSONSerialization.data(withJSONObject: object).write(to: URL(fileURLWithPath: fixture.file))
+        let defaults = try #require(try await NodeConfigFile.load(file: fixture.file).respConfiguration())
+        #expect(defaults.port == 7413 && defaults.password == nil)
+        let disabled = try await NodeConfigFile.load(file: fixture.file, environment: ["STATEMESH_RESP_PORT": "-1"])
+        #expect(try disabled.respConfiguration() == nil)
     }
 
     /// Each documented rejection names the key at fault: bad port, missing key file, unusable data
@@ -137,6 +163,16 @@ struct CommandTests {
         #expect(
             await rejectedKey(valid, environment: ["STATEMESH_LISTEN_PORT": "seventy"])
                 == "STATEMESH_LISTEN_PORT (environment)")
+
+        let badRESPPort = try ConfigFixture(extra: ["resp": ["port": 70_000]])
+        defer { badRESPPort.remove() }
+        #expect(await rejectedKey(badRESPPort) == "resp.port")
+        let foreignDomain = try ConfigFixture(extra: ["resp": ["default_domain": "fleet"]])
+        defer { foreignDomain.remove() }
+        #expect(await rejectedKey(foreignDomain) == "resp.default_domain")
+        let emptyPassword = try ConfigFixture(extra: ["resp": ["password": ""]])
+        defer { emptyPassword.remove() }
+        #expect(await rejectedKey(emptyPassword) == "resp.password")
 
         let insecureKey = try ConfigFixture()
         defer { insecureKey.remove() }
@@ -200,11 +236,13 @@ struct CommandTests {
         let identities = try (0..<3).map { _ in try NodeIdentity.generate() }
         let everyone = ([writerIdentity] + identities).map(\.publicKey.hex)
         let ports = (0..<3).map { _ in (freePort(), freePort()) }
+        let respPorts = (0..<3).map { _ in freePort() }
         var fixtures: [ConfigFixture] = []
         for index in 0..<3 {
             let fixture = try ConfigFixture(
                 port: ports[index].0,
-                extra: ["status": ["port": ports[index].1], "replication": ["gossip_interval_ms": 50],
+                extra: ["status": ["port": ports[index].1], "resp": ["port": respPorts[index]],
+                        "replication": ["gossip_interval_ms": 50],
                         "membership": ["probe_interval_ms": 200, "probe_timeout_ms": 100]],
                 allowed: everyone, seeds: index == 0 ? [] : ["127.0.0.1:\(ports[0].0)"])
             try identities[index].save(to: "\(fixture.directory)/identity.key")
@@ -259,6 +297,8 @@ struct CommandTests {
         // The human-readable table names the peers and the domain.
         let (tableStatus, table, _) = try runMesh(["status", "--node", "127.0.0.1:\(ports[1].1)"])
         #expect(tableStatus == 0 && table.contains("DOMAIN") && table.contains("default"))
+        // ...and the node's Redis front door.
+        #expect(table.contains("resp front door 127.0.0.1:\(respPorts[1])  clients 0"))
 
         await writer.shutdown()
         _ = try? await runner.value
