@@ -89,13 +89,14 @@ extension RESPConnectionHandler {
     ) throws(CommandError) -> RunOutcome {
         switch name {
         // Counters
-        case "INCR": try incrementBy(1, arguments[1], node: node, into: &out)
-        case "DECR": try incrementBy(-1, arguments[1], node: node, into: &out)
-        case "INCRBY": try incrementBy(try Self.integer(arguments[2]), arguments[1], node: node, into: &out)
+        case "INCR": try incrementBy(1, arguments[1], event: "incrby", node: node, into: &out)
+        case "DECR": try incrementBy(-1, arguments[1], event: "decrby", node: node, into: &out)
+        case "INCRBY":
+            try incrementBy(try Self.integer(arguments[2]), arguments[1], event: "incrby", node: node, into: &out)
         case "DECRBY":
             let amount = try Self.integer(arguments[2])
             guard amount != .min else { throw CommandError("ERR decrement would overflow") }
-            try incrementBy(-amount, arguments[1], node: node, into: &out)
+            try incrementBy(-amount, arguments[1], event: "decrby", node: node, into: &out)
         // Strings
         case "GET": try get(arguments[1], node: node, into: &out)
         case "SET": try set(arguments, node: node, into: &out)
@@ -166,6 +167,20 @@ extension RESPConnectionHandler {
         }
         guard !text.isEmpty else { throw CommandError("ERR empty keys are not supported") }
         return Key(domain: state.configuration.defaultDomain, key: text)
+    }
+
+    /// Publishes the keyspace notification of a command's change to `key` (one per command and key, as
+    /// Redis does; the node's own observer stays silent for writes made by commands).
+    func notify(_ key: Key, _ event: String) {
+        state.notify(
+            key: KeyNaming.clientName(domain: key.domain, key: key.key, defaultDomain: state.configuration.defaultDomain),
+            event: event)
+    }
+
+    /// Notifies `event`, then `del` when the removal left the key empty (Redis deletes an emptied set or hash).
+    func notifyRemoval(_ key: Key, _ event: String, node: isolated MeshNode) {
+        notify(key, event)
+        if Self.visibleType(node.object(at: key.key, in: key.domain)) == nil { notify(key, "del") }
     }
 
     /// Applies a write, remembering it for `WAIT`; a type conflict answers `WRONGTYPE`.
@@ -264,7 +279,7 @@ extension RESPConnectionHandler {
     // MARK: Counters and strings
 
     private func incrementBy(
-        _ amount: Int64, _ keyArgument: ByteBuffer, node: isolated MeshNode, into out: inout ByteBuffer
+        _ amount: Int64, _ keyArgument: ByteBuffer, event: String, node: isolated MeshNode, into out: inout ByteBuffer
     ) throws(CommandError) {
         let key = try resolve(keyArgument, node: node)
         var current: Int64 = 0
@@ -280,6 +295,7 @@ extension RESPConnectionHandler {
         } else {
             try write(.decrement(amount.magnitude), to: key, node: node)
         }
+        notify(key, event)
         out.writeRESPInteger(sum)
     }
 
@@ -339,6 +355,7 @@ extension RESPConnectionHandler {
             return
         }
         try write(.assign(value), to: key, node: node)
+        notify(key, "set")
         if returnsOld {
             if let old { out.writeRESPBulkString(old) } else { out.writeRESPNull(version: version) }
         } else {
@@ -375,7 +392,10 @@ extension RESPConnectionHandler {
             pairs.append((key, try Self.text(arguments[index + 1])))
             index += 2
         }
-        for (key, value) in pairs { try write(.assign(value), to: key, node: node) }
+        for (key, value) in pairs {
+            try write(.assign(value), to: key, node: node)
+            notify(key, "set")
+        }
         out.writeRESPSimpleString("OK")
     }
 
@@ -385,6 +405,7 @@ extension RESPConnectionHandler {
             let key = try resolve(argument, node: node)
             guard let type = Self.visibleType(node.object(at: key.key, in: key.domain)) else { continue }
             try write(.clear(type), to: key, node: node)
+            notify(key, "del")
             removed += 1
         }
         out.writeRESPInteger(removed)
@@ -411,6 +432,7 @@ extension RESPConnectionHandler {
                 // Always written: a re-add wins over a concurrent remove elsewhere (add-wins).
                 try write(.insert(member), to: key, node: node)
             }
+            if added > 0 { notify(key, "sadd") }
             out.writeRESPInteger(added)
         case "SREM":
             var removed: Int64 = 0
@@ -420,6 +442,7 @@ extension RESPConnectionHandler {
                 try write(.remove(member), to: key, node: node)
                 removed += 1
             }
+            if removed > 0 { notifyRemoval(key, "srem", node: node) }
             out.writeRESPInteger(removed)
         default:
             // Reads: holding a copy of the set is fine (no write follows while it is held).
@@ -452,7 +475,7 @@ extension RESPConnectionHandler {
     }
 
     /// The type of a non-empty object (`nil` when absent or empty); see `set(_:contains:)`.
-    private static func visibleType(_ object: ObjectValue?) -> ObjectType? {
+    static func visibleType(_ object: ObjectValue?) -> ObjectType? {
         guard let object, !object.isEmpty else { return nil }
         return object.type
     }
@@ -509,6 +532,7 @@ extension RESPConnectionHandler {
                 }
                 try write(.setField(field, value), to: key, node: node)
             }
+            notify(key, "hset")
             if name == "HMSET" { out.writeRESPSimpleString("OK") } else { out.writeRESPInteger(added) }
             return
         case "HDEL":
@@ -519,6 +543,7 @@ extension RESPConnectionHandler {
                 try write(.removeField(field), to: key, node: node)
                 removed += 1
             }
+            if removed > 0 { notifyRemoval(key, "hdel", node: node) }
             out.writeRESPInteger(removed)
             return
         default:

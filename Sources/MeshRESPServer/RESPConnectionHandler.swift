@@ -156,6 +156,8 @@ final class RESPConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
         var failure: RESPProtocolError?
         var closeAfter = false
         var commandsRun: Int64 = 0
+        state.isRunningCommands = true
+        defer { state.isRunningCommands = false }
         node.assumeIsolated { node in
             while self.blocked == nil {
                 let arguments: [ByteBuffer]?

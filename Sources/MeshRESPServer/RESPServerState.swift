@@ -119,16 +119,33 @@ final class RESPServerState: @unchecked Sendable {
         if patternSubscribers[pattern]?.isEmpty == true { patternSubscribers[pattern] = nil }
     }
 
+    /// Whether RESP commands are running (they notify their own writes, one event per command).
+    var isRunningCommands = false
+
+    /// Whether anyone subscribed to anything.
+    var hasSubscribers: Bool { !channelSubscribers.isEmpty || !patternSubscribers.isEmpty }
+
     /// Sends keyspace (`__keyspace@0__:KEY` → event) and keyevent (`__keyevent@0__:EVENT` → key)
-    /// notifications for every key a delivery changed, local or remote.
+    /// notifications for every key a delivery changed: remote deltas, and local writes not made by a
+    /// RESP command (those notify per command, as Redis does).
+    ///
+    /// A remote delta is named by its net effect (`KeyspaceEvent.name(of:leaving:)`): writes its origin
+    /// joined into one delta-group arrive, and are notified, as one change.
     func notify(_ delivery: Delivery) {
-        guard !channelSubscribers.isEmpty || !patternSubscribers.isEmpty, let record = delivery.record else { return }
+        guard hasSubscribers, let record = delivery.record else { return }
+        if delivery.source == .local && isRunningCommands { return }
         for update in record.updates {
             let key = KeyNaming.clientName(domain: delivery.domain, key: update.key, defaultDomain: configuration.defaultDomain)
-            let event = KeyspaceEvent.name(of: update.value)
-            publish(channel: "__keyspace@0__:" + key, message: event)
-            publish(channel: "__keyevent@0__:" + event, message: key)
+            let after = node.assumeIsolated { node in node.object(at: update.key, in: delivery.domain) }
+            notify(key: key, event: KeyspaceEvent.name(of: update.value, leaving: after))
         }
+    }
+
+    /// Sends the keyspace and keyevent notifications of one change.
+    func notify(key: String, event: String) {
+        guard hasSubscribers else { return }
+        publish(channel: "__keyspace@0__:" + key, message: event)
+        publish(channel: "__keyevent@0__:" + event, message: key)
     }
 
     private func publish(channel: String, message: String) {
@@ -163,16 +180,19 @@ enum KeyNaming {
 
 /// The event name a keyspace notification carries for a delta, as Redis names the command.
 enum KeyspaceEvent {
-    static func name(of delta: ObjectValue) -> String {
+    /// The event of `delta`, given the object it left behind: a removal that left nothing is `del`
+    /// (a set or hash cleared by `DEL`, or emptied by its last `SREM`/`HDEL`, which Redis also ends
+    /// with `del`).
+    static func name(of delta: ObjectValue, leaving object: ObjectValue?) -> String {
+        let emptied = object?.isEmpty ?? true
         switch delta {
         case .counter(let counter):
-            if !counter.resetIncrements.isBottom || !counter.resetDecrements.isBottom { return "del" }
+            if counter.hasResets { return "del" }
             return counter.decrements.isBottom ? "incrby" : "decrby"
-        case .set(let set): return set.isEmpty ? "srem" : "sadd"
-        case .map(let map): return map.count == 0 ? "hdel" : "hset"
+        case .set(let set): return !set.isEmpty ? "sadd" : emptied ? "del" : "srem"
+        case .map(let map): return !map.isEmpty ? "hset" : emptied ? "del" : "hdel"
         case .register(let register): return register.value == nil ? "del" : "set"
-        case .multiValueRegister: return "set"
-        case .flag: return "set"
+        case .multiValueRegister, .flag: return "set"
         }
     }
 }

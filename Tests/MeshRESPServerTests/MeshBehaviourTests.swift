@@ -78,10 +78,21 @@ import Testing
         // Only subscription commands (and PING) are allowed in RESP2 subscribed mode.
         try subscriber.send(RESPClient.encode(["GET", "x"]))
         #expect(try subscriber.read().errorLine?.hasPrefix("ERR Can't execute 'get'") == true)
-        // A write through the subscriber's own node is notified too.
+        // A write through the subscriber's own node is notified too, once per command.
         let local = try mesh.client(1)
         try local.call("INCR", "local-counter")
         #expect(try subscriber.read().texts == ["pmessage", "__keyspace@0__:*", "__keyspace@0__:local-counter", "incrby"])
+        try local.call("SADD", "local-set", "a", "b", "c")
+        try local.call("SREM", "local-set", "a", "b", "c")
+        var events: [String] = []
+        while events.count < 3 {
+            let message = try #require(try subscriber.read().texts)
+            if message.first == "pmessage" { events.append(message[3]) }  // the keyevent channel also sees the sadd
+        }
+        #expect(events == ["sadd", "srem", "del"])
+        // A DEL on another node arrives as `del`, whatever the type.
+        try writer.call("DEL", "remote-set")
+        #expect(try subscriber.read().texts == ["pmessage", "__keyspace@0__:*", "__keyspace@0__:remote-set", "del"])
         await mesh.stop()
     }
 
