@@ -22,6 +22,8 @@ public struct RESPServerConfiguration: Sendable, Hashable {
     public var maximumOutputBytes: Int
     /// Keys a `SCAN` examines per call at most, whatever `COUNT` asks (default 10,000).
     public var maximumScanCount: Int
+    /// Channels and patterns one client may subscribe to (default 10,000).
+    public var maximumSubscriptionsPerClient: Int
 
     /// A configuration with the defaults, on `port`.
     public init(host: String = "127.0.0.1", port: Int, password: String? = nil, defaultDomain: String = "default") {
@@ -34,5 +36,6 @@ public struct RESPServerConfiguration: Sendable, Hashable {
         self.maximumPipelineBytes = 64 << 20
         self.maximumOutputBytes = 32 << 20
         self.maximumScanCount = 10_000
+        self.maximumSubscriptionsPerClient = 10_000
     }
 }

@@ -127,6 +127,12 @@ extension RESPConnectionHandler {
         let isPattern = name == "PSUBSCRIBE"
         for argument in arguments.dropFirst() {
             let channel = try Self.text(argument)
+            guard channels.count + patterns.count < state.configuration.maximumSubscriptionsPerClient
+                || channels.contains(channel) || patterns.contains(channel)
+            else {
+                throw CommandError(
+                    "ERR this client already has \(channels.count + patterns.count) subscriptions, the most allowed")
+            }
             if isPattern {
                 if patterns.insert(channel).inserted { state.subscribe(id, toPattern: channel) }
             } else {

@@ -172,6 +172,22 @@ import Testing
         await mesh.stop()
     }
 
+    /// A client's subscriptions are bounded: past the limit SUBSCRIBE answers an error and the client
+    /// keeps the ones it has (and may still resubscribe to them).
+    @Test func subscriptionsAreBounded() async throws {
+        let mesh = try await RESPMesh(count: 1) { $0.maximumSubscriptionsPerClient = 3 }
+        let client = try mesh.client(0)
+        try client.send(RESPClient.encode(["HELLO", "3"]))
+        _ = try client.read()
+        for channel in ["a", "b", "c"] {
+            #expect(try client.call("SUBSCRIBE", channel).texts == ["subscribe", channel])
+        }
+        #expect(try client.call("PSUBSCRIBE", "d*").errorLine?.hasPrefix("ERR this client already has 3 subscriptions") == true)
+        #expect(try client.call("SUBSCRIBE", "a").texts == ["subscribe", "a"])
+        #expect(try client.call("PING").text == "PONG")
+        await mesh.stop()
+    }
+
     /// More clients than `maximumClients` are refused with Redis's error; the others keep working.
     @Test func clientLimit() async throws {
         let mesh = try await RESPMesh(count: 1) { $0.maximumClients = 2 }
