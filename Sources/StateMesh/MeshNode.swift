@@ -49,6 +49,12 @@ public actor MeshNode: Service {
     /// The node's serial executor: its event loop's.
     public nonisolated var unownedExecutor: UnownedSerialExecutor { executor }
 
+    /// The loops nodes run on by default: their own group, not NIO's singleton that carries the
+    /// transport's sockets, so a node's blocking work (an fsync in `.always` durability, a
+    /// checkpoint) delays its own clients, never every peer connection of the process. Like NIO's
+    /// singleton it lives as long as the process.
+    static let nodeLoops = MultiThreadedEventLoopGroup(numberOfThreads: max(2, System.coreCount))
+
     var phase = Phase.idle
     var store: MeshStore?
     var replica: ReplicaStateMachine?
@@ -98,13 +104,14 @@ public actor MeshNode: Service {
     ///
     /// - Parameters:
     ///   - metricsFactory: where the node's metrics go (default: the process-wide `MetricsSystem.factory`).
-    ///   - eventLoop: the loop the node runs on (default: one of NIO's shared singleton group).
+    ///   - eventLoop: the loop the node runs on (default: one of a process-wide group kept for nodes,
+    ///     apart from the transport's sockets).
     public init(
         configuration: MeshNodeConfiguration, logger: Logger = Logger(label: "statemesh.node"),
         metricsFactory: (any MetricsFactory)? = nil, eventLoop: (any EventLoop)? = nil
     ) throws {
         try configuration.validate()
-        let loop = eventLoop ?? MultiThreadedEventLoopGroup.singleton.next()
+        let loop = eventLoop ?? Self.nodeLoops.next()
         self.eventLoop = loop
         self.executor = loop.executor.asUnownedSerialExecutor()
         self.configuration = configuration
