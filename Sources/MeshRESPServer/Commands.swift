@@ -177,6 +177,24 @@ extension RESPConnectionHandler {
             event: event)
     }
 
+    /// `SREM`/`HDEL`: removes each named member or field the object holds (each once), notifies `event`
+    /// if anything went, and returns how many went. The object is looked up again per name, and no copy
+    /// of it is held while writing (a live copy would make each write copy the whole object).
+    private func removeEach(
+        _ names: ArraySlice<ByteBuffer>, from key: Key, event: String, node: isolated MeshNode,
+        present: (ObjectValue?, String) -> Bool, operation: (String) -> WriteOperation
+    ) throws(CommandError) -> Int64 {
+        var removed: Int64 = 0
+        for argument in names {
+            let name = try Self.text(argument)
+            guard present(node.object(at: key.key, in: key.domain), name) else { continue }
+            try write(operation(name), to: key, node: node)
+            removed += 1
+        }
+        if removed > 0 { notifyRemoval(key, event, node: node) }
+        return removed
+    }
+
     /// Notifies `event`, then `del` when the removal left the key empty (Redis deletes an emptied set or hash).
     func notifyRemoval(_ key: Key, _ event: String, node: isolated MeshNode) {
         notify(key, event)
@@ -435,14 +453,9 @@ extension RESPConnectionHandler {
             if added > 0 { notify(key, "sadd") }
             out.writeRESPInteger(added)
         case "SREM":
-            var removed: Int64 = 0
-            for argument in arguments.dropFirst(2) {
-                let member = try Self.text(argument)
-                guard Self.set(node.object(at: key.key, in: key.domain), contains: member) else { continue }
-                try write(.remove(member), to: key, node: node)
-                removed += 1
-            }
-            if removed > 0 { notifyRemoval(key, "srem", node: node) }
+            let removed = try removeEach(
+                arguments.dropFirst(2), from: key, event: "srem", node: node, present: Self.set(_:contains:),
+                operation: WriteOperation.remove)
             out.writeRESPInteger(removed)
         default:
             // Reads: holding a copy of the set is fine (no write follows while it is held).
@@ -536,14 +549,9 @@ extension RESPConnectionHandler {
             if name == "HMSET" { out.writeRESPSimpleString("OK") } else { out.writeRESPInteger(added) }
             return
         case "HDEL":
-            var removed: Int64 = 0
-            for argument in arguments.dropFirst(2) {
-                let field = try Self.text(argument)
-                guard Self.map(node.object(at: key.key, in: key.domain), contains: field) else { continue }
-                try write(.removeField(field), to: key, node: node)
-                removed += 1
-            }
-            if removed > 0 { notifyRemoval(key, "hdel", node: node) }
+            let removed = try removeEach(
+                arguments.dropFirst(2), from: key, event: "hdel", node: node, present: Self.map(_:contains:),
+                operation: WriteOperation.removeField)
             out.writeRESPInteger(removed)
             return
         default:
