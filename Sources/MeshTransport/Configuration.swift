@@ -20,7 +20,7 @@ public struct MeshTransportConfiguration: Sendable {
     /// marks. Nothing is dropped. Default 4,096.
     ///
     /// Memory bound per peer: the marks plus what one socket read burst had already decoded when reading
-    /// paused (at most `maxMessagesPerRead` (16) reads of up to 64 KiB each).
+    /// paused (at most `readsPerEvent` (4) reads of up to `maxReadByteCount` (256 KiB) each, 1 MiB).
     public var inboundBufferLimit: Int = 4096
     /// High-water mark, in bytes, of one peer's messages waiting in `inbound` (see `inboundBufferLimit`).
     /// Default 16 MiB.
@@ -37,8 +37,13 @@ public struct MeshTransportConfiguration: Sendable {
     /// The defaults above.
     public init() {}
 
-    /// Largest single socket read (the receive allocator adapts between 64 bytes and this).
-    static let maxReadByteCount = 65536
+    /// Largest single socket read (the receive allocator adapts between 64 bytes and this). Larger than a
+    /// frame (64 KiB + 4), so a stream of full frames is mostly opened in place from the read buffer instead
+    /// of being joined across reads, and a burst takes few system calls.
+    static let maxReadByteCount = 256 << 10
+    /// Socket reads per readiness event (`maxMessagesPerRead`): with `maxReadByteCount`, at most 1 MiB is
+    /// read, opened and handed to `inbound` per event, which bounds the overshoot past the high-water marks.
+    static let readsPerEvent: UInt = 4
 }
 
 /// One authenticated message from a peer.

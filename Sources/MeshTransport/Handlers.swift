@@ -13,8 +13,9 @@ protocol ConnectionObserver: Sendable {
     func sessionEstablished(peer: NodeID, initiator: NodeID, channel: any Channel) -> SessionAdmission
     /// A kept session's channel closed: `reason` is nil for an orderly close, else why it failed.
     func sessionClosed(peer: NodeID, session: Int, channel: any Channel, reason: SecurityError?)
-    /// An authenticated message arrived on session number `session` (on the channel's event loop).
-    func deliver(peer: NodeID, message: [UInt8], session: Int, channel: any Channel)
+    /// Authenticated messages arrived on session number `session`, in order (on the channel's event loop):
+    /// the messages one socket read burst opened, handed over together.
+    func deliver(peer: NodeID, messages: [[UInt8]], session: Int, channel: any Channel)
 }
 
 /// What becomes of a session that completed its handshake (duplicate resolution, see `MeshTransport`).
@@ -174,6 +175,10 @@ final class HandshakeHandler: ChannelInboundHandler, RemovableChannelHandler {
 ///
 /// Any failure to open a frame closes the connection with its typed reason; no byte of a frame is
 /// passed on before its tag verifies.
+///
+/// With an observer, the messages opened during one socket read burst are handed over together at
+/// `channelReadComplete` (and before any failure or close), so the consumer wakes once per burst instead
+/// of once per message; a burst is bounded by the channel's reads per event times the largest read.
 final class SecureSessionHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = [UInt8]
@@ -184,6 +189,8 @@ final class SecureSessionHandler: ChannelDuplexHandler, RemovableChannelHandler 
     private let observer: (any ConnectionObserver)?
     private let logger: Logger
     private var isClosed = false
+    /// Messages opened in the current read burst, not yet handed to the observer.
+    private var openedMessages: [[UInt8]] = []
     /// The observer's number for this session (set when the observer kept it).
     var sessionNumber = 0
 
@@ -202,8 +209,8 @@ final class SecureSessionHandler: ChannelDuplexHandler, RemovableChannelHandler 
         do {
             let message = try frame.withUnsafeReadableBytes { try session.open($0) }
             if let message {
-                if let observer {
-                    observer.deliver(peer: session.peer, message: message, session: sessionNumber, channel: context.channel)
+                if observer != nil {
+                    openedMessages.append(message)
                 } else {
                     context.fireChannelRead(wrapInboundOut(message))
                 }
@@ -211,6 +218,18 @@ final class SecureSessionHandler: ChannelDuplexHandler, RemovableChannelHandler 
         } catch {
             fail(context: context, error)
         }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        deliverOpenedMessages(context: context)
+        context.fireChannelReadComplete()
+    }
+
+    /// Hands the messages opened so far to the observer (they are authenticated, whatever comes next).
+    private func deliverOpenedMessages(context: ChannelHandlerContext) {
+        guard let observer, !openedMessages.isEmpty else { return }
+        observer.deliver(peer: session.peer, messages: openedMessages, session: sessionNumber, channel: context.channel)
+        openedMessages.removeAll(keepingCapacity: true)
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
@@ -239,6 +258,7 @@ final class SecureSessionHandler: ChannelDuplexHandler, RemovableChannelHandler 
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        deliverOpenedMessages(context: context)
         if !isClosed {
             isClosed = true
             observer?.sessionClosed(peer: session.peer, session: sessionNumber, channel: context.channel, reason: nil)
@@ -248,6 +268,7 @@ final class SecureSessionHandler: ChannelDuplexHandler, RemovableChannelHandler 
 
     private func fail(context: ChannelHandlerContext, _ error: any Error) {
         guard !isClosed else { return }
+        deliverOpenedMessages(context: context)
         isClosed = true
         let securityError = error as? SecurityError
             ?? SecurityError(.connectionLost, "connection error: \(error)")

@@ -312,7 +312,7 @@ final class TransportCore: ConnectionObserver, Sendable {
             .serverChannelOption(.backlog, value: configuration.backlog)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
-            .childChannelOption(.maxMessagesPerRead, value: 16)
+            .childChannelOption(.maxMessagesPerRead, value: MeshTransportConfiguration.readsPerEvent)
             .childChannelOption(.recvAllocator, value: Self.receiveAllocator)
             .childChannelInitializer { [self] channel in
                 do {
@@ -370,7 +370,7 @@ final class TransportCore: ConnectionObserver, Sendable {
         let established = loop.makePromise(of: NodeID.self)
         var bootstrap = ClientBootstrap(group: loop)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
-            .channelOption(.maxMessagesPerRead, value: 16)
+            .channelOption(.maxMessagesPerRead, value: MeshTransportConfiguration.readsPerEvent)
             .channelOption(.recvAllocator, value: Self.receiveAllocator)
             .connectTimeout(.nanoseconds(configuration.connectTimeout.nanosecondCount))
             .channelInitializer { [self] channel in
@@ -543,13 +543,13 @@ final class TransportCore: ConnectionObserver, Sendable {
         }
     }
 
-    /// Hands an authenticated message to `inbound`; on the session's event loop. Stops reading the session
+    /// Hands authenticated messages to `inbound`; on the session's event loop. Stops reading the session
     /// when its queue reaches a high-water mark.
-    func deliver(peer: NodeID, message: [UInt8], session: Int, channel: any Channel) {
+    func deliver(peer: NodeID, messages: [[UInt8]], session: Int, channel: any Channel) {
         let pause = state.withLock { state -> Bool in
             guard var queue = state.inboundQueues[session] else { return false }
-            queue.messageCount += 1
-            queue.byteCount += message.count
+            queue.messageCount += messages.count
+            for message in messages { queue.byteCount += message.count }
             let pause = !queue.isPaused
                 && (queue.messageCount >= configuration.inboundBufferLimit
                     || queue.byteCount >= configuration.inboundHighWaterByteCount)
@@ -557,8 +557,10 @@ final class TransportCore: ConnectionObserver, Sendable {
             state.inboundQueues[session] = queue
             return pause
         }
-        // Counted before it is visible, so `consumed` never sees a message the queue does not hold.
-        continuation.yield(InboundMessage(peer: peer, bytes: message, session: session))
+        // Counted before they are visible, so `consumed` never sees a message the queue does not hold.
+        for message in messages {
+            continuation.yield(InboundMessage(peer: peer, bytes: message, session: session))
+        }
         if pause {
             // On the event loop: takes effect at once; frames already read are still delivered (bounded).
             channel.setOption(ChannelOptions.autoRead, value: false).whenFailure { _ in }

@@ -3,6 +3,7 @@ import MeshSecurity
 import NIOCore
 import NIOEmbedded
 import NIOTestUtils
+import Synchronization
 import Testing
 
 @testable import MeshTransport
@@ -115,7 +116,7 @@ import Testing
 
     func makeChannel(
         role: MeshHandshake.Role, identity: NodeIdentity, peer: NodeIdentity, timeout: Duration = .seconds(5),
-        key: [UInt8] = [UInt8](repeating: 0x42, count: 32)
+        key: [UInt8] = [UInt8](repeating: 0x42, count: 32), observer: (any ConnectionObserver)? = nil
     ) throws -> (EmbeddedChannel, EventLoopFuture<NodeID>) {
         let channel = EmbeddedChannel()
         let promise = channel.eventLoop.makePromise(of: NodeID.self)
@@ -128,15 +129,18 @@ import Testing
         try channel.pipeline.syncOperations.addHandler(LengthPrefixFrameHandler(maxFrameByteCount: 65536))
         try channel.pipeline.syncOperations.addHandler(
             HandshakeHandler(
-                machine: machine, localID: identity.nodeID, timeout: timeout, observer: nil, holdsGateSlot: false,
+                machine: machine, localID: identity.nodeID, timeout: timeout, observer: observer, holdsGateSlot: false,
                 established: promise, logger: Logger(label: "test")))
         return (channel, promise.futureResult)
     }
 
-    func pair(clientKey: [UInt8] = [UInt8](repeating: 0x42, count: 32)) throws -> Pair {
+    func pair(
+        clientKey: [UInt8] = [UInt8](repeating: 0x42, count: 32), serverObserver: (any ConnectionObserver)? = nil
+    ) throws -> Pair {
         let alice = try TestSupport.identity(1), bob = try TestSupport.identity(2)
         let (client, clientEstablished) = try makeChannel(role: .initiator, identity: alice, peer: bob, key: clientKey)
-        let (server, serverEstablished) = try makeChannel(role: .responder, identity: bob, peer: alice)
+        let (server, serverEstablished) = try makeChannel(
+            role: .responder, identity: bob, peer: alice, observer: serverObserver)
         try server.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
         try client.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 2)).wait()
         return Pair(client: client, server: server, clientEstablished: clientEstablished, serverEstablished: serverEstablished)
@@ -181,6 +185,56 @@ import Testing
             try shuttle(from: pair.server, to: pair.client, byteByByte: false)
             #expect(try pair.client.readInbound(as: [UInt8].self) == message.reversed())
         }
+    }
+
+    /// What a session handler reports to its owner, recorded in order.
+    final class RecordingObserver: ConnectionObserver {
+        enum Event: Equatable { case delivered([[UInt8]]), failed(SecurityError.Code), closed }
+        private let recorded = Mutex<[Event]>([])
+        var events: [Event] { recorded.withLock { $0 } }
+
+        func connectionFailed(_ error: SecurityError, duringHandshake: Bool, remote: SocketAddress?, peer: NodeID?) {
+            recorded.withLock { $0.append(.failed(error.code)) }
+        }
+        func handshakeEnded() {}
+        func sessionEstablished(peer: NodeID, initiator: NodeID, channel: any Channel) -> SessionAdmission { .active(1) }
+        func sessionClosed(peer: NodeID, session: Int, channel: any Channel, reason: SecurityError?) {
+            recorded.withLock { $0.append(.closed) }
+        }
+        func deliver(peer: NodeID, messages: [[UInt8]], session: Int, channel: any Channel) {
+            recorded.withLock { $0.append(.delivered(messages)) }
+        }
+    }
+
+    /// The messages one read burst opens reach the observer together, in order, at the end of the burst; and
+    /// those opened before a forged frame in the same burst are still delivered before the session fails.
+    @Test func sessionHandsOverEachReadBurstAndDeliversBeforeFailing() throws {
+        let observer = RecordingObserver()
+        let pair = try pair(serverObserver: observer)
+        try establish(pair, byteByByte: false)
+        _ = try pair.serverEstablished.wait()
+        let messages = (0..<3).map { index in [UInt8](repeating: UInt8(index), count: 100 + index) }
+        for message in messages { try pair.client.writeOutbound(message) }
+        var burst = ByteBuffer()
+        while var buffer = try pair.client.readOutbound(as: ByteBuffer.self) { burst.writeBuffer(&buffer) }
+        pair.server.pipeline.fireChannelRead(burst)  // one socket read (writeInbound would also end the burst)
+        #expect(observer.events.isEmpty)  // opened, held until the burst ends
+        pair.server.pipeline.fireChannelReadComplete()
+        #expect(observer.events == [.delivered(messages)])
+
+        for message in messages.prefix(2) { try pair.client.writeOutbound(message) }
+        try pair.client.writeOutbound([UInt8](repeating: 9, count: 32))
+        var frames: [ByteBuffer] = []
+        while let buffer = try pair.client.readOutbound(as: ByteBuffer.self) { frames.append(buffer) }
+        var forged = frames.removeLast()
+        let index = forged.readerIndex + 20
+        forged.setInteger(forged.getInteger(at: index, as: UInt8.self)! ^ 0x01, at: index)
+        var second = ByteBuffer()
+        for var frame in frames + [forged] { second.writeBuffer(&frame) }
+        pair.server.pipeline.fireChannelRead(second)
+        #expect(
+            observer.events == [.delivered(messages), .delivered(Array(messages.prefix(2))), .failed(.decryptFailed), .closed])
+        #expect(!pair.server.isActive)
     }
 
     @Test func flippedBitClosesEmbeddedSession() throws {
