@@ -135,52 +135,22 @@ public final class MeshTransport: Sendable {
 
     /// Sends several messages to `peer` in order; returns once the last is written to the socket.
     ///
-    /// Cheaper than one `send` per message for bursts: one event-loop hop per 256 KiB, a flush about every
-    /// 64 KiB, and at most about 512 KiB of sealed frames waiting in memory however long the burst (later
-    /// messages are sealed as the socket drains). Throws `.peerNotConnected` when there is no session, or
-    /// the write error when the session closes midway (messages after it are not sent).
+    /// Cheaper than one `send` per message for bursts: the burst goes to the session's event loop once, which
+    /// seals it in slices of about 256 KiB as the socket drains (see `BurstWriter`), with a flush about every
+    /// 64 KiB and at most about 512 KiB of sealed frames waiting in memory however long the burst. Throws
+    /// `.peerNotConnected` when there is no session, or the write error when the session closes midway
+    /// (messages after it are not sent).
     public func send(contentsOf messages: [[UInt8]], to peer: NodeID) async throws {
         guard !messages.isEmpty else { return }
         guard let channel = core.channel(for: peer) else {
             throw SecurityError(.peerNotConnected, "no session with \(peer)")
         }
-        // Messages go down in slices of about `sendSliceByteCount`, and a slice is sealed only once the one
-        // before the previous has been written to the socket: at most two slices of ciphertext wait in
-        // memory (not the whole burst), and the sender's buffers are reused instead of freshly faulted in.
-        var previous: EventLoopFuture<Void>?
-        var start = 0
-        while start < messages.count {
-            var end = start
-            var byteCount = 0
-            while end < messages.count && (end == start || byteCount < Self.sendSliceByteCount) {
-                byteCount += messages[end].count
-                end += 1
-            }
-            let slice = messages[start..<end]
-            let promise = channel.eventLoop.makePromise(of: Void.self)
-            channel.eventLoop.execute {
-                // Flush about every 64 KiB so the peer starts opening frames while later ones are still being
-                // sealed (one flush at the end would serialise sealing and opening).
-                var unflushed = 0
-                for message in slice.dropLast() {
-                    channel.write(message, promise: nil)
-                    unflushed += message.count
-                    if unflushed >= 65536 {
-                        channel.flush()
-                        unflushed = 0
-                    }
-                }
-                channel.writeAndFlush(slice[slice.endIndex - 1], promise: promise)
-            }
-            if let previous { try await previous.get() }
-            previous = promise.futureResult
-            start = end
+        let written = channel.eventLoop.makePromise(of: Void.self)
+        channel.eventLoop.execute {
+            BurstWriter(channel: channel, messages: messages, written: written).start()
         }
-        try await previous?.get()
+        try await written.futureResult.get()
     }
-
-    /// Plaintext bytes `send(contentsOf:to:)` hands to the event loop at a time (see there).
-    static let sendSliceByteCount = 256 << 10
 
     /// Waits until a session with `peer` exists or `timeout` passes; returns whether it exists.
     public func waitForSession(with peer: NodeID, timeout: Duration = .seconds(5)) async -> Bool {
@@ -669,5 +639,91 @@ public struct InboundMessages: AsyncSequence, Sendable {
     /// A new iterator over the same messages.
     public func makeAsyncIterator() -> AsyncIterator {
         AsyncIterator(base: stream.makeAsyncIterator(), core: core)
+    }
+}
+
+/// Writes one `send(contentsOf:to:)` burst on the session's event loop, which it never leaves.
+///
+/// Messages go down in slices of about `sliceByteCount` plaintext bytes; a slice is sealed (by the session
+/// handler, as each message is written) only once the slice before the previous one has reached the socket,
+/// so at most two slices of ciphertext wait in memory however long the burst, and the sender's buffers are
+/// reused instead of freshly faulted in. The next slice is started from the write promise's callback, on the
+/// loop: the loop keeps sealing while the socket drains, without a hop to the caller's task per slice.
+/// Within a slice a flush about every 64 KiB lets the peer start opening frames while later ones are still
+/// being sealed. The first failed write fails `written`; nothing after it is sent.
+final class BurstWriter {
+    /// Plaintext bytes per slice.
+    static let sliceByteCount = 256 << 10
+    /// Plaintext bytes written between flushes within a slice.
+    static let flushByteCount = 64 << 10
+
+    private let channel: any Channel
+    private let messages: [[UInt8]]
+    private let written: EventLoopPromise<Void>
+    private var next = 0
+    private var slicesInFlight = 0
+    private var hasFailed = false
+    /// Set while `fill` runs: a write that completes inside it (NIO may complete a write during the flush
+    /// that issued it) lets that loop start the next slice instead of recursing once per slice.
+    private var isFilling = false
+
+    init(channel: any Channel, messages: [[UInt8]], written: EventLoopPromise<Void>) {
+        self.channel = channel
+        self.messages = messages
+        self.written = written
+    }
+
+    /// Starts the burst; on the channel's event loop.
+    func start() {
+        channel.eventLoop.preconditionInEventLoop()
+        fill()
+    }
+
+    /// Writes slices until two are in flight, the burst is all written, or a write failed.
+    private func fill() {
+        guard !isFilling else { return }
+        isFilling = true
+        defer { isFilling = false }
+        while !hasFailed && next < messages.count && slicesInFlight < 2 { writeSlice() }
+    }
+
+    private func writeSlice() {
+        var byteCount = 0
+        var unflushed = 0
+        let first = next
+        while next < messages.count && (next == first || byteCount < Self.sliceByteCount) {
+            byteCount += messages[next].count
+            next += 1
+        }
+        for index in first..<next - 1 {
+            channel.write(messages[index], promise: nil)
+            unflushed += messages[index].count
+            if unflushed >= Self.flushByteCount {
+                channel.flush()
+                unflushed = 0
+            }
+        }
+        let promise = channel.eventLoop.makePromise(of: Void.self)
+        slicesInFlight += 1
+        channel.writeAndFlush(messages[next - 1], promise: promise)
+        promise.futureResult.assumeIsolated().whenComplete { result in
+            self.sliceWritten(result)
+        }
+    }
+
+    private func sliceWritten(_ result: Result<Void, any Error>) {
+        slicesInFlight -= 1
+        guard !hasFailed else { return }
+        switch result {
+        case .failure(let error):
+            hasFailed = true
+            written.fail(error)
+        case .success:
+            if next < messages.count {
+                fill()
+            } else if slicesInFlight == 0 {
+                written.succeed(())
+            }
+        }
     }
 }

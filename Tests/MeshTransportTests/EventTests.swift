@@ -158,11 +158,11 @@ final class EventLog: Sendable {
         let sending = Task { try await nodeA.send(contentsOf: batch, to: b.nodeID) }
 
         // Nobody consumes: reading pauses and the queue stops growing near the mark. What one read loop had
-        // already decoded when the mark was crossed still arrives: at most maxMessagesPerRead (16) reads.
+        // already decoded when the mark was crossed still arrives: at most `readsPerEvent` reads.
         #expect(await TestSupport.eventually { nodeB.core.inboundQueueState(for: a.nodeID)?.isPaused == true })
         try await Task.sleep(for: .milliseconds(300))
         let queued = try #require(nodeB.core.inboundQueueState(for: a.nodeID))
-        let burst = 16 * MeshTransportConfiguration.maxReadByteCount / messageByteCount + 1
+        let burst = Int(MeshTransportConfiguration.readsPerEvent) * MeshTransportConfiguration.maxReadByteCount / messageByteCount + 1
         #expect(queued.isPaused)
         #expect(queued.messageCount >= limit)
         #expect(queued.messageCount <= limit + burst)

@@ -1,6 +1,7 @@
 import MeshSecurity
 import NIOCore
 import NIOPosix
+import Synchronization
 import Testing
 
 @testable import MeshTransport
@@ -182,7 +183,38 @@ import Testing
         try await nodeA.send(contentsOf: batch, to: b.nodeID)
         #expect(await collector.waitFor(count: 300))
         #expect(collector.all.map(\.bytes) == batch)
+        // A burst of many slices (about 4.8 MiB, 19 slices of 256 KiB): every message, in order.
+        let long = (0..<240).map { [UInt8(truncatingIfNeeded: $0)] + [UInt8](repeating: UInt8(truncatingIfNeeded: $0 * 7), count: 20_000) }
+        try await nodeA.send(contentsOf: long, to: b.nodeID)
+        #expect(await collector.waitFor(count: 300 + long.count))
+        #expect(Array(collector.all.map(\.bytes).dropFirst(300)) == long)
         await nodeA.shutdown()
         await nodeB.shutdown()
+    }
+
+    /// A burst the peer stops reading, then a session that closes under it: the send throws instead of
+    /// waiting forever, and the sender keeps working.
+    @Test(.timeLimit(.minutes(1))) func burstFailsWhenTheSessionClosesMidway() async throws {
+        let a = try TestSupport.identity(1), b = try TestSupport.identity(2)
+        let nodeA = try await TestSupport.node(a, allowing: [b])
+        let nodeB = try await TestSupport.node(b, allowing: [a]) { $0.inboundBufferLimit = 4 }
+        try await nodeA.dial(host: "127.0.0.1", port: nodeB.listeningPort!)
+        #expect(await nodeB.waitForSession(with: a.nodeID))
+        let burst = (0..<1024).map { [UInt8(truncatingIfNeeded: $0)] + [UInt8](repeating: 0x33, count: 65_535) }
+        let finished = Mutex(false)
+        let sending = Task {
+            defer { finished.withLock { $0 = true } }
+            try await nodeA.send(contentsOf: burst, to: b.nodeID)
+        }
+        // Nobody consumes on B, so B stops reading and the 64 MiB burst stalls in the socket buffers.
+        #expect(await TestSupport.eventually { nodeB.core.inboundQueueState(for: a.nodeID)?.isPaused == true })
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(!finished.withLock { $0 })
+        await nodeB.shutdown()
+        // Awaited only once it has finished: a send that never returns fails the test instead of hanging it.
+        let didFinish = await TestSupport.eventually(timeout: .seconds(10)) { finished.withLock { $0 } }
+        #expect(didFinish)
+        if didFinish { await #expect(throws: (any Error).self) { try await sending.value } }
+        await nodeA.shutdown()
     }
 }
