@@ -14,6 +14,8 @@
 #   TESTS        redis-benchmark -t list (default ping,set,get,incr,sadd,hset)
 #   MAX_LOAD     refuse to run when the 1-minute load average is above this (default 1.5)
 #   FORCE=1      run anyway (the figures are then not comparable; the load is printed with them)
+#   MESH         a prebuilt `mesh` binary to measure instead of building this checkout (A/B comparisons:
+#                copy a build aside, e.g. to /tmp/mesh-before, and run both back to back)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 requests=${REQUESTS:-200000}
@@ -32,8 +34,12 @@ if awk -v l="$load" -v m="$max_load" 'BEGIN { exit !(l > m) }'; then
 fi
 
 scripts/bootstrap.sh >/dev/null
-swift build -c release --product mesh >/dev/null
-mesh=.build/release/mesh
+if [ -n "${MESH:-}" ]; then
+    mesh=$MESH
+else
+    swift build -c release --product mesh >/dev/null
+    mesh=.build/release/mesh
+fi
 
 scratch=$(mktemp -d)
 serve_pid=""
@@ -63,7 +69,7 @@ read -r p1 p2 p3 password < <(python3 -c 'import json, sys; d = json.load(open(s
 for _ in $(seq 1 100); do redis-cli -p "$redis_port" PING >/dev/null 2>&1 && break; sleep 0.1; done
 
 echo "# $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) CPUs, $(uname -sr), load before: $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "# mesh $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- Sources 2>/dev/null || echo +dirty) (release): 3 nodes on 127.0.0.1, durability batched, interval 5 ms; redis-benchmark against node 1 (port $p1), nodes 2 and 3 replicate"
+echo "# mesh ${MESH:-$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- Sources 2>/dev/null || echo +dirty)} (release): 3 nodes on 127.0.0.1, durability batched, interval 5 ms; redis-benchmark against node 1 (port $p1), nodes 2 and 3 replicate"
 echo "# $(redis-server --version | cut -d' ' -f1-3) (port $redis_port): --save '' --appendonly no"
 echo "# redis-benchmark -t $tests -n $requests -c $clients -q --csv, -P 1 and -P 16"
 for pipeline in 1 16; do

@@ -56,7 +56,7 @@ extension RESPConnectionHandler {
     /// Runs one command, writing its reply (or setting `blocked`) into `out`.
     func run(_ arguments: [ByteBuffer], node: isolated MeshNode, into out: inout ByteBuffer) -> RunOutcome {
         let name = Self.commandName(arguments[0])
-        lastCommand = name.lowercased()
+        lastCommand = name
         guard let arity = CommandTable.arity[name] else {
             var line = "ERR unknown command '\(Self.printable(arguments[0]))', with args beginning with: "
             for argument in arguments.dropFirst().prefix(8) { line += "'\(Self.printable(argument))' " }

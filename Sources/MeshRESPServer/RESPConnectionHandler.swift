@@ -30,7 +30,9 @@ final class RESPConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
     var isAuthenticated: Bool
     var remoteAddress = ""
     let connectedAt = ContinuousClock.now
-    var lastCommand = "NULL"
+    /// The last command's name as received, upper-cased (`CLIENT LIST` shows it lower-cased; lowering it
+    /// per command would cost every command a string).
+    var lastCommand: String?
 
     private var parser: RESPRequestParser
     /// Bytes received and not yet parsed.

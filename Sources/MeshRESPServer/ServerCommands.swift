@@ -324,7 +324,7 @@ extension RESPConnectionHandler {
     /// One `CLIENT LIST` line.
     func describe() -> String {
         let age = (ContinuousClock.now - connectedAt).components.seconds
-        return "id=\(id) addr=\(remoteAddress) name=\(name ?? "") age=\(age) db=0 sub=\(channels.count) psub=\(patterns.count) resp=\(version == .resp3 ? 3 : 2) lib-name=\(libraryName ?? "") cmd=\(lastCommand)"
+        return "id=\(id) addr=\(remoteAddress) name=\(name ?? "") age=\(age) db=0 sub=\(channels.count) psub=\(patterns.count) resp=\(version == .resp3 ? 3 : 2) lib-name=\(libraryName ?? "") cmd=\(lastCommand?.lowercased() ?? "NULL")"
     }
 
     private func command(_ arguments: [ByteBuffer], into out: inout ByteBuffer) throws(CommandError) {

@@ -143,13 +143,12 @@ public final class MeshStore {
     ///
     /// - Throws: `.invalidArgument` when `key` or `value` is over its bound (the batch is untouched).
     public func setValue(_ value: [UInt8], forKey key: String) throws(StorageError) {
-        let what = "setting metadata key '\(key)'"
-        try check(key: key.utf8.count, what)
-        try check(blob: value.count, what)
-        try mutate(what) { connection throws(StorageError) in
-            try connection.run(
-                "INSERT INTO metadata (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                [.text(key), .blob(value)], doing: what)
+        // Described only when something fails: this runs on every commit.
+        let what = { "setting metadata key '\(key)'" }
+        try check(key: key.utf8.count, what())
+        try check(blob: value.count, what())
+        try mutate(what()) { connection throws(StorageError) in
+            try connection.run(.upsertValue, [.text(key), .blob(value)], doing: what())
         }
     }
 
@@ -159,19 +158,25 @@ public final class MeshStore {
     ///
     /// Sequences increase strictly and a committed one is never reused, not even after a checkpoint
     /// deleted every record (see the type's invariants).
-    /// - Throws: `.invalidArgument` when `domain` or `bytes` is over its bound (the batch is untouched).
-    public func appendRecord(domain: String, bytes: [UInt8]) throws(StorageError) -> Int64 {
-        let what = "appending a record to domain '\(domain)'"
-        try check(key: domain.utf8.count, what)
-        try check(blob: bytes.count, what)
-        guard lastSequence < Int64.max else {
-            throw StorageError(.invalidArgument, "\(what): the sequence space is exhausted", path: databasePath)
+    /// - Parameter span: how many sequences the record takes (the caller's bytes may stand for several
+    ///   entries of its own, e.g. a batch of deltas); its sequence is the last of them, so
+    ///   `replaceCheckpoint(_:retainingRecords:)` retains by what records stand for, not by rows.
+    /// - Throws: `.invalidArgument` when `domain` or `bytes` is over its bound or `span` is not positive
+    ///   (the batch is untouched).
+    public func appendRecord(domain: String, bytes: [UInt8], span: Int = 1) throws(StorageError) -> Int64 {
+        // Described only when something fails: this runs once per journaled delivery.
+        let what = { "appending a record to domain '\(domain)'" }
+        try check(key: domain.utf8.count, what())
+        try check(blob: bytes.count, what())
+        guard span >= 1 else {
+            throw StorageError(.invalidArgument, "\(what()): span \(span) is not positive", path: databasePath)
         }
-        let sequence = lastSequence + 1
-        try mutate(what) { connection throws(StorageError) in
-            try connection.run(
-                "INSERT INTO records (sequence, domain, bytes) VALUES (?, ?, ?)",
-                [.integer(sequence), .text(domain), .blob(bytes)], doing: what)
+        guard lastSequence <= Int64.max - Int64(span) else {
+            throw StorageError(.invalidArgument, "\(what()): the sequence space is exhausted", path: databasePath)
+        }
+        let sequence = lastSequence + Int64(span)
+        try mutate(what()) { connection throws(StorageError) in
+            try connection.insertRecord(sequence: sequence, domain: domain, bytes: bytes, doing: what())
         }
         lastSequence = sequence
         counters.lastSequence = sequence
@@ -204,7 +209,7 @@ public final class MeshStore {
 
     /// Stores `bytes` as the checkpoint covering every record appended so far (`throughSequence` is
     /// the last sequence handed out) and deletes those records but the newest `retainedRecords`, in the
-    /// open batch. Retained records stay readable with `records(after:limit:)` (a change history);
+    /// open batch (counted in sequences: a record appended with a `span` counts as that many). Retained records stay readable with `records(after:limit:)` (a change history);
     /// recovery replays only records after `throughSequence`.
     ///
     /// Atomic with the rest of the batch: a rollback restores the previous checkpoint and the records.
@@ -298,7 +303,7 @@ public final class MeshStore {
         let clock = ContinuousClock()
         let start = clock.now
         do throws(StorageError) {
-            try connection.run("COMMIT", doing: what)
+            try connection.run(.commit, doing: what)
         } catch {
             counters.failedCommits += 1
             var message = error.message + "; the batch was rolled back"
@@ -361,20 +366,20 @@ public final class MeshStore {
         return value
     }
 
-    private func openConnection(doing what: String) throws(StorageError) -> SQLiteConnection {
+    private func openConnection(doing what: @autoclosure () -> String) throws(StorageError) -> SQLiteConnection {
         guard let connection else {
-            throw StorageError(.closed, "\(what): \(closedReason)", path: databasePath)
+            throw StorageError(.closed, "\(what()): \(closedReason)", path: databasePath)
         }
         return connection
     }
 
     /// Runs a mutation inside the open batch, opening one first; rolls the whole batch back if it fails.
     private func mutate(
-        _ what: String, _ body: (SQLiteConnection) throws(StorageError) -> Void
+        _ what: @autoclosure () -> String, _ body: (SQLiteConnection) throws(StorageError) -> Void
     ) throws(StorageError) {
-        let connection = try openConnection(doing: what)
+        let connection = try openConnection(doing: what())
         if !batchIsOpen {
-            try connection.run("BEGIN IMMEDIATE", doing: "\(what) (beginning a batch)")
+            try connection.run(.begin, doing: "\(what()) (beginning a batch)")
             batchIsOpen = true
         }
         do throws(StorageError) {
@@ -412,19 +417,19 @@ public final class MeshStore {
         pendingCheckpoints = 0
     }
 
-    private func check(blob count: Int, _ what: String) throws(StorageError) {
+    private func check(blob count: Int, _ what: @autoclosure () -> String) throws(StorageError) {
         guard count <= MeshStore.maximumBlobByteCount else {
             throw StorageError(
-                .invalidArgument, "\(what): \(count) bytes exceed the \(MeshStore.maximumBlobByteCount)-byte limit",
+                .invalidArgument, "\(what()): \(count) bytes exceed the \(MeshStore.maximumBlobByteCount)-byte limit",
                 path: databasePath)
         }
     }
 
-    private func check(key count: Int, _ what: String) throws(StorageError) {
+    private func check(key count: Int, _ what: @autoclosure () -> String) throws(StorageError) {
         guard count <= MeshStore.maximumKeyByteCount else {
             throw StorageError(
                 .invalidArgument,
-                "\(what): the \(count)-byte key exceeds the \(MeshStore.maximumKeyByteCount)-byte limit",
+                "\(what()): the \(count)-byte key exceeds the \(MeshStore.maximumKeyByteCount)-byte limit",
                 path: databasePath)
         }
     }

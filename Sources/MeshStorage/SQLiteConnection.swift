@@ -23,6 +23,27 @@ final class SQLiteConnection {
     let handle: OpaquePointer
     let path: String
     private var statements: [String: OpaquePointer] = [:]
+    /// The statements run once per write or commit, by `HotStatement.rawValue`: found by index, not by
+    /// hashing their SQL text on every call.
+    private var hotStatements: [OpaquePointer?] = Array(repeating: nil, count: HotStatement.allCases.count)
+
+    /// Statements on the write path (every journaled record, every commit).
+    enum HotStatement: Int, CaseIterable {
+        case insertRecord
+        case upsertValue
+        case begin
+        case commit
+
+        var sql: String {
+            switch self {
+            case .insertRecord: "INSERT INTO records (sequence, domain, bytes) VALUES (?, ?, ?)"
+            case .upsertValue:
+                "INSERT INTO metadata (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+            case .begin: "BEGIN IMMEDIATE"
+            case .commit: "COMMIT"
+            }
+        }
+    }
 
     /// Opens (creating if missing) the database at `path` for reading and writing.
     init(path: String) throws(StorageError) {
@@ -58,11 +79,12 @@ final class SQLiteConnection {
 
     /// Finalises every cached statement and closes the connection. SQLite rolls back any open transaction.
     func close() {
-        for statement in statements.values {
+        for statement in Array(statements.values) + hotStatements.compactMap({ $0 }) {
             // sqlite3_finalize repeats the statement's last error, which was already reported.
             _ = sqlite3_finalize(statement)
         }
         statements.removeAll()
+        hotStatements = Array(repeating: nil, count: HotStatement.allCases.count)
         // With every statement finalised, sqlite3_close_v2 cannot fail with SQLITE_BUSY; there is no
         // caller left to report anything else to.
         _ = sqlite3_close_v2(handle)
@@ -77,12 +99,55 @@ final class SQLiteConnection {
         guard rc == SQLITE_OK else { throw failure(rc, doing: "setting the busy timeout") }
     }
 
-    /// Runs `sql` with `arguments`, calling `row` for each result row; `what` names the operation for errors.
+    /// Runs `sql` with `arguments`, calling `row` for each result row; `what` names the operation for
+    /// errors (evaluated only when one is reported).
     func run(
-        _ sql: String, _ arguments: [SQLiteValue] = [], doing what: String,
+        _ sql: String, _ arguments: [SQLiteValue] = [], doing what: @autoclosure () -> String,
         row: (Row) throws(StorageError) -> Void = { _ in }
     ) throws(StorageError) {
-        let statement = try prepared(sql, doing: what)
+        try run(prepared(sql, doing: what()), arguments, doing: what(), row: row)
+    }
+
+    /// Runs a hot statement with `arguments`; see `run(_:_:doing:row:)`.
+    func run(
+        _ hot: HotStatement, _ arguments: [SQLiteValue] = [], doing what: @autoclosure () -> String
+    ) throws(StorageError) {
+        try run(prepared(hot, doing: what()), arguments, doing: what(), row: { _ in })
+    }
+
+    /// Appends one row to `records` (the journal: once per write), binding without an argument array
+    /// and without copying the blob (it stays alive while the statement steps).
+    func insertRecord(
+        sequence: Int64, domain: String, bytes: [UInt8], doing what: @autoclosure () -> String
+    ) throws(StorageError) {
+        let statement = try prepared(.insertRecord, doing: what())
+        defer {
+            _ = sqlite3_reset(statement)
+            _ = sqlite3_clear_bindings(statement)
+        }
+        let rc: Int32 = bytes.withUnsafeBytes { blob in
+            domain.withCString { chars in
+                var rc = sqlite3_bind_int64(statement, 1, sequence)
+                guard rc == SQLITE_OK else { return rc }
+                // An explicit length keeps embedded NUL characters; "" binds an empty string, not NULL.
+                rc = sqlite3_bind_text(statement, 2, chars, Int32(domain.utf8.count), nil)
+                guard rc == SQLITE_OK else { return rc }
+                // A null pointer would bind NULL; an empty record binds a zero-length blob.
+                rc = blob.isEmpty
+                    ? sqlite3_bind_zeroblob(statement, 3, 0)
+                    : sqlite3_bind_blob(statement, 3, blob.baseAddress, Int32(blob.count), nil)
+                guard rc == SQLITE_OK else { return rc }
+                // SQLITE_STATIC bindings (nil destructor): the bytes must outlive the step, so step here.
+                return sqlite3_step(statement)
+            }
+        }
+        guard rc == SQLITE_DONE else { throw failure(rc, doing: what()) }
+    }
+
+    private func run(
+        _ statement: OpaquePointer, _ arguments: [SQLiteValue], doing what: @autoclosure () -> String,
+        row: (Row) throws(StorageError) -> Void
+    ) throws(StorageError) {
         defer {
             // Both only repeat a failure already reported by sqlite3_step or a bind call.
             _ = sqlite3_reset(statement)
@@ -109,35 +174,50 @@ final class SQLiteConnection {
                     }
                 }
             }
-            guard rc == SQLITE_OK else { throw failure(rc, doing: what) }
+            guard rc == SQLITE_OK else { throw failure(rc, doing: what()) }
         }
         while true {
             let rc = sqlite3_step(statement)
             if rc == SQLITE_ROW {
-                try row(Row(statement: statement, connection: self, what: what))
+                try row(Row(statement: statement, connection: self, what: what()))
             } else if rc == SQLITE_DONE {
                 return
             } else {
-                throw failure(rc, doing: what)
+                throw failure(rc, doing: what())
             }
         }
     }
 
     /// The statement for `sql`, prepared once and kept (`SQLITE_PREPARE_PERSISTENT`).
-    private func prepared(_ sql: String, doing what: String) throws(StorageError) -> OpaquePointer {
+    private func prepared(_ sql: String, doing what: @autoclosure () -> String) throws(StorageError) -> OpaquePointer {
         if let statement = statements[sql] { return statement }
-        var statement: OpaquePointer?
-        let rc = sqlite3_prepare_v3(handle, sql, -1, UInt32(SQLITE_PREPARE_PERSISTENT), &statement, nil)
-        guard rc == SQLITE_OK, let statement else {
-            throw failure(rc == SQLITE_OK ? SQLITE_MISUSE : rc, doing: "\(what) (preparing `\(sql)`)")
-        }
+        let statement = try prepare(sql, doing: what())
         statements[sql] = statement
         return statement
     }
 
+    /// The hot statement `hot`, prepared on first use and kept.
+    private func prepared(_ hot: HotStatement, doing what: @autoclosure () -> String) throws(StorageError)
+        -> OpaquePointer
+    {
+        if let statement = hotStatements[hot.rawValue] { return statement }
+        let statement = try prepare(hot.sql, doing: what())
+        hotStatements[hot.rawValue] = statement
+        return statement
+    }
+
+    private func prepare(_ sql: String, doing what: @autoclosure () -> String) throws(StorageError) -> OpaquePointer {
+        var statement: OpaquePointer?
+        let rc = sqlite3_prepare_v3(handle, sql, -1, UInt32(SQLITE_PREPARE_PERSISTENT), &statement, nil)
+        guard rc == SQLITE_OK, let statement else {
+            throw failure(rc == SQLITE_OK ? SQLITE_MISUSE : rc, doing: "\(what()) (preparing `\(sql)`)")
+        }
+        return statement
+    }
+
     /// The error for a failed call on this connection.
-    func failure(_ rc: Int32, doing what: String) -> StorageError {
-        SQLiteConnection.error(rc, handle: handle, doing: what, path: path)
+    func failure(_ rc: Int32, doing what: @autoclosure () -> String) -> StorageError {
+        SQLiteConnection.error(rc, handle: handle, doing: what(), path: path)
     }
 
     /// Maps a SQLite result code (and the system errno behind it) to a `StorageError`.

@@ -29,7 +29,8 @@ public struct MeshAddress: Hashable, Sendable, CustomStringConvertible {
     ///
     /// - Throws: `MeshError(.invalidAddress)` for an empty domain or path, or a domain containing `/`.
     public init(domain: String, path: String) throws(MeshError) {
-        guard !domain.isEmpty, !domain.contains("/") else {
+        // Bytes, not characters: a "/" followed by a combining mark is one character that is not "/".
+        guard !domain.isEmpty, !domain.utf8.contains(UInt8(ascii: "/")) else {
             throw MeshError(.invalidAddress, "domain \"\(domain)\" must be non-empty and contain no /")
         }
         guard !path.isEmpty else { throw MeshError(.invalidAddress, "address in \(domain) has an empty path") }

@@ -68,7 +68,8 @@ public struct MeshNodeConfiguration: Sendable {
         guard !domains.isEmpty else { throw MeshError(.invalidConfiguration, "domains: at least one domain is needed") }
         var names = Set<String>()
         for domain in domains {
-            guard !domain.name.isEmpty, !domain.name.contains("/") else {
+            // Bytes, not characters: a "/" followed by a combining mark is one character that is not "/".
+            guard !domain.name.isEmpty, !domain.name.utf8.contains(UInt8(ascii: "/")) else {
                 throw MeshError(.invalidConfiguration, "domains: \"\(domain.name)\" must be non-empty without /")
             }
             guard names.insert(domain.name).inserted else {

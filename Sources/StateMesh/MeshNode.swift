@@ -61,6 +61,8 @@ public actor MeshNode: Service {
     var membership: MembershipStateMachine?
     var storageFailure: StorageError?
     var journaledSinceCheckpoint = 0
+    /// Own writes journaled but not yet written to the store: one row at the next commit (`JournalBatch`).
+    var journalBatch = JournalBatch()
     /// Whether a local write is journaled but not committed yet (nothing may carry it to a peer).
     var ownWritesUncommitted = false
     var persistedLinkEpoch: UInt64 = 0
@@ -286,11 +288,11 @@ public actor MeshNode: Service {
                     let records = try store.records(after: after, limit: 4_096)
                     guard let last = records.last else { break }
                     for stored in records {
-                        let record = try DeltaRecord.decoded(stored.bytes, limits: limits)
-                        if persisted.replay(record, in: stored.domain) { replayed += 1 }
+                        let row = try JournalRow.records(of: stored, limits: limits)
+                        for record in row.records where persisted.replay(record, in: row.domain) { replayed += 1 }
+                        journaledSinceCheckpoint += row.records.count
                     }
                     after = last.sequence
-                    journaledSinceCheckpoint += records.count
                 }
                 if let epoch = try store.value(forKey: "link-epoch").flatMap(Self.decodeUInt64) {
                     persisted.raiseLinkEpoch(to: epoch)
@@ -391,7 +393,7 @@ public actor MeshNode: Service {
         while !Task.isCancelled {
             try? await Task.sleep(for: interval)
             if Task.isCancelled { break }
-            if store?.hasUncommittedChanges == true { try? commitNow() }
+            if hasUncommittedJournal { try? commitNow() }
         }
     }
 
@@ -408,7 +410,7 @@ public actor MeshNode: Service {
             handle(actions)
         }
         expireWaiters(now: ContinuousClock.now)
-        if configuration.durability == .always, store?.hasUncommittedChanges == true, commitWaiters.isEmpty {
+        if configuration.durability == .always, hasUncommittedJournal, commitWaiters.isEmpty {
             try? commitNow()
         }
         // Gauges need a whole status (every peer's lag in every domain): not on every 25 ms tick.
@@ -488,7 +490,8 @@ public actor MeshNode: Service {
                 publish(delivery)
                 deliveryObserver?(delivery)
             case .acknowledge(let id):
-                writeWaiters.removeValue(forKey: id)?.succeed(())
+                // Every local write is acknowledged here; most have no waiter (hashing the ID costs).
+                if !writeWaiters.isEmpty { writeWaiters.removeValue(forKey: id)?.succeed(()) }
             case .completeRead(let result):
                 readWaiters.removeValue(forKey: result.id)?.succeed(result)
             case .fail(let error):
@@ -606,29 +609,51 @@ public actor MeshNode: Service {
     }
 
     private func journal(_ delivery: Delivery) {
-        guard let machine = replica, storageFailure == nil else { return }
+        // Not `let machine = replica`: a copy of the state machine per delivery retains all its storage.
+        guard replica != nil, storageFailure == nil else { return }
         do {
             if let record = delivery.record {
-                try persist { _ = try $0.appendRecord(domain: delivery.domain, bytes: record.encoded()) }
+                if delivery.source == .local {
+                    // Own writes gather into one row per commit; remote deltas keep a row each.
+                    if !journalBatch.accepts(delivery.domain) { try flushJournalBatch() }
+                    journalBatch.append(record, in: delivery.domain)
+                    if journalBatch.isFull { try flushJournalBatch() }
+                    ownWritesUncommitted = true
+                } else {
+                    try persist { _ = try $0.appendRecord(domain: delivery.domain, bytes: record.encoded()) }
+                }
                 journaledSinceCheckpoint += 1
-                if delivery.source == .local { ownWritesUncommitted = true }
             }
             if delivery.record == nil || journaledSinceCheckpoint >= configuration.checkpointRecordCount {
-                // A snapshot carries no record to journal, and the journal is bounded: checkpoint.
+                // A snapshot carries no record to journal, and the journal is bounded: checkpoint. The
+                // checkpoint covers every row before it, so the gathered own writes go first.
+                try flushJournalBatch()
                 try persist {
                     try $0.replaceCheckpoint(
-                        machine.persisted.encoded(), retainingRecords: configuration.changeHistoryRecords)
+                        replica!.persisted.encoded(), retainingRecords: configuration.changeHistoryRecords)
                 }
                 journaledSinceCheckpoint = 0
                 metrics.checkpoints.increment()
             }
-            if machine.linkEpoch != persistedLinkEpoch {
-                try persist { try $0.setValue(Self.encodeUInt64(machine.linkEpoch), forKey: "link-epoch") }
-                persistedLinkEpoch = machine.linkEpoch
+            let linkEpoch = replica!.linkEpoch
+            if linkEpoch != persistedLinkEpoch {
+                try persist { try $0.setValue(Self.encodeUInt64(linkEpoch), forKey: "link-epoch") }
+                persistedLinkEpoch = linkEpoch
             }
         } catch {
             logger.error("journaling \(delivery.domain) failed: \(error)")
         }
+    }
+
+    /// Whether anything journaled is not committed yet (in the store's open batch or gathered own writes).
+    var hasUncommittedJournal: Bool { store?.hasUncommittedChanges == true || !journalBatch.isEmpty }
+
+    /// Writes the gathered own writes to the store's open batch as one row (a row of `n` records takes
+    /// `n` sequences, so the change history's bound still counts records).
+    func flushJournalBatch() throws(MeshError) {
+        guard !journalBatch.isEmpty else { return }
+        let row = journalBatch.take()
+        try persist { _ = try $0.appendRecord(domain: row.domain, bytes: row.bytes, span: row.count) }
     }
 
     /// Makes this node's own journaled writes durable before anything that may carry them leaves
@@ -651,6 +676,7 @@ public actor MeshNode: Service {
         let waiters = commitWaiters
         commitWaiters = []
         do {
+            try flushJournalBatch()
             try persist { store in
                 if store.hasUncommittedChanges {
                     // The HLC high-water mark goes with every batch: a restart never issues a timestamp
@@ -703,6 +729,7 @@ public actor MeshNode: Service {
         guard storageFailure == nil else { return }
         storageFailure = error
         store?.rollback()
+        journalBatch = JournalBatch()  // gathered for the batch just rolled back: gone with it
         logger.critical(
             "storage failed; the node refuses writes until restarted (it recovers the last committed state)",
             metadata: ["error": "\(error)"])

@@ -169,11 +169,14 @@ extension MeshNode {
         var result: [(domain: String, record: DeltaRecord)] = []
         var after: Int64 = 0
         do {
+            // Own writes not yet in the store are part of the history too.
+            try flushJournalBatch()
             while true {
                 let page = try store.records(after: after, limit: 4_096)
                 guard let last = page.last else { break }
                 for stored in page {
-                    result.append((stored.domain, try DeltaRecord.decoded(stored.bytes, limits: limits)))
+                    let row = try JournalRow.records(of: stored, limits: limits)
+                    for record in row.records { result.append((row.domain, record)) }
                 }
                 after = last.sequence
             }

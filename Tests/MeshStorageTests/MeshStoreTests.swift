@@ -105,6 +105,26 @@ struct MeshStoreTests {
         }
     }
 
+    @Test("a record with a span takes that many sequences, survives reopening, and counts as many for retention")
+    func recordSpans() throws {
+        try withTemporaryDirectory { directory in
+            let store = try MeshStore(directory: directory)
+            #expect(try store.appendRecord(domain: "d", bytes: [1]) == 1)
+            #expect(try store.appendRecord(domain: "d", bytes: [2], span: 5) == 6)
+            #expect(try store.appendRecord(domain: "d", bytes: [3]) == 7)
+            #expect(storageError { _ = try store.appendRecord(domain: "d", bytes: [4], span: 0) }?.code == .invalidArgument)
+            try store.commit()
+            store.close()
+            let reopened = try MeshStore(directory: directory)
+            #expect(try allRecords(reopened).map(\.sequence) == [1, 6, 7])
+            #expect(try reopened.appendRecord(domain: "d", bytes: [5], span: 2) == 9)
+            // The newest 3 sequences are 7...9: the record at 6 (standing for 2...6) goes, 7 and 9 stay.
+            try reopened.replaceCheckpoint([0], retainingRecords: 3)
+            try reopened.commit()
+            #expect(try allRecords(reopened).map(\.sequence) == [7, 9])
+        }
+    }
+
     @Test("replaceCheckpoint can retain the newest records as history; a negative count is refused")
     func checkpointRetainsHistory() throws {
         try withTemporaryDirectory { directory in
