@@ -62,6 +62,14 @@ public struct InboundMessage: Sendable {
     }
 }
 
+/// The messages one read burst of one session opened, in order: what `inbound`'s stream carries, so a
+/// burst costs one hand-over to the consumer rather than one per message.
+struct InboundBatch: Sendable {
+    let peer: NodeID
+    let session: Int
+    let messages: [[UInt8]]
+}
+
 /// A change of the set of peers with an established session, as published on `MeshTransport.events`.
 ///
 /// Per peer the events alternate, starting with `sessionEstablished`: a peer is connected (in

@@ -189,6 +189,8 @@ final class SecureSessionHandler: ChannelDuplexHandler, RemovableChannelHandler 
     private let observer: (any ConnectionObserver)?
     private let logger: Logger
     private var isClosed = false
+    /// The handler's context while it is in the pipeline (for `writeSealed` called from outside a callback).
+    private var context: ChannelHandlerContext?
     /// Messages opened in the current read burst, not yet handed to the observer.
     private var openedMessages: [[UInt8]] = []
     /// The observer's number for this session (set when the observer kept it).
@@ -232,19 +234,49 @@ final class SecureSessionHandler: ChannelDuplexHandler, RemovableChannelHandler 
         openedMessages.removeAll(keepingCapacity: true)
     }
 
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        let message = unwrapOutboundIn(data)
+        writeSealed(CollectionOfOne(unwrapOutboundIn(data)), context: context, promise: promise)
+    }
+
+    /// Seals `messages` into one buffer and writes it towards the socket without flushing; on the event loop.
+    /// Bursts use it for many messages at once: one allocation and one pipeline write per group of messages
+    /// instead of per message.
+    func writeSealed(_ messages: some Collection<[UInt8]>, promise: EventLoopPromise<Void>?) {
+        guard let context else {
+            promise?.fail(SecurityError(.peerNotConnected, "session closed"))
+            return
+        }
+        writeSealed(messages, context: context, promise: promise)
+    }
+
+    private func writeSealed(
+        _ messages: some Collection<[UInt8]>, context: ChannelHandlerContext, promise: EventLoopPromise<Void>?
+    ) {
         guard !isClosed else {
             promise?.fail(SecurityError(.peerNotConnected, "session closed"))
             return
         }
         do {
-            let count = session.sealedByteCount(messageByteCount: message.count)
+            var count = 0
+            for message in messages { count += session.sealedByteCount(messageByteCount: message.count) }
+            let now = ContinuousClock.now
             var buffer = context.channel.allocator.buffer(capacity: count)
             try buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: count) { output in
-                try message.withUnsafeBytes { input in
-                    try session.seal(input, into: UnsafeMutableRawBufferPointer(rebasing: output[0..<count]), now: .now)
+                var offset = 0
+                for message in messages {
+                    offset += try message.withUnsafeBytes { input in
+                        try session.seal(input, into: UnsafeMutableRawBufferPointer(rebasing: output[offset..<count]), now: now)
+                    }
                 }
+                return offset
             }
             context.write(wrapOutboundOut(buffer), promise: promise)
         } catch {

@@ -57,7 +57,7 @@ public final class MeshTransport: Sendable {
         let counters = SecurityCounters()
         self.counters = counters
         // Unbounded as a stream: the bound is the back-pressure on each session (reading stops at the marks).
-        let (stream, continuation) = AsyncStream.makeStream(of: InboundMessage.self, bufferingPolicy: .unbounded)
+        let (stream, continuation) = AsyncStream.makeStream(of: InboundBatch.self, bufferingPolicy: .unbounded)
         let (events, eventContinuation) = AsyncStream.makeStream(
             of: TransportEvent.self, bufferingPolicy: .bufferingNewest(configuration.eventBufferLimit))
         self.events = events
@@ -203,14 +203,14 @@ final class TransportCore: ConnectionObserver, Sendable {
     let configuration: MeshTransportConfiguration
     let group: any EventLoopGroup
     let counters: SecurityCounters
-    let continuation: AsyncStream<InboundMessage>.Continuation
+    let continuation: AsyncStream<InboundBatch>.Continuation
     let eventContinuation: AsyncStream<TransportEvent>.Continuation
     let logger: Logger
     let state: Mutex<State>
 
     init(
         identity: NodeIdentity, admission: AdmissionPolicy, configuration: MeshTransportConfiguration,
-        group: any EventLoopGroup, counters: SecurityCounters, continuation: AsyncStream<InboundMessage>.Continuation,
+        group: any EventLoopGroup, counters: SecurityCounters, continuation: AsyncStream<InboundBatch>.Continuation,
         eventContinuation: AsyncStream<TransportEvent>.Continuation, logger: Logger
     ) {
         self.identity = identity
@@ -528,9 +528,7 @@ final class TransportCore: ConnectionObserver, Sendable {
             return pause
         }
         // Counted before they are visible, so `consumed` never sees a message the queue does not hold.
-        for message in messages {
-            continuation.yield(InboundMessage(peer: peer, bytes: message, session: session))
-        }
+        continuation.yield(InboundBatch(peer: peer, session: session, messages: messages))
         if pause {
             // On the event loop: takes effect at once; frames already read are still delivered (bounded).
             channel.setOption(ChannelOptions.autoRead, value: false).whenFailure { _ in }
@@ -605,12 +603,14 @@ final class TransportCore: ConnectionObserver, Sendable {
 /// The authenticated messages of a `MeshTransport` (its `inbound`): an `AsyncSequence` of `InboundMessage`
 /// that tells the transport about each message taken, which is what lets a paused peer be read again.
 ///
-/// One consumer at a time (like `AsyncStream`); the sequence finishes after `shutdown()`.
+/// One consumer at a time (like `AsyncStream`); the sequence finishes after `shutdown()`. Underneath, the
+/// messages of one socket read burst travel together (one wake-up of the consumer per burst); the iterator
+/// hands them out one by one.
 public struct InboundMessages: AsyncSequence, Sendable {
     public typealias Element = InboundMessage
     public typealias Failure = Never
 
-    let stream: AsyncStream<InboundMessage>
+    let stream: AsyncStream<InboundBatch>
     let core: TransportCore
 
     /// Iterates the messages; taking one counts it as consumed for back-pressure.
@@ -618,19 +618,41 @@ public struct InboundMessages: AsyncSequence, Sendable {
         public typealias Element = InboundMessage
         public typealias Failure = Never
 
-        var base: AsyncStream<InboundMessage>.AsyncIterator
+        var base: AsyncStream<InboundBatch>.AsyncIterator
         let core: TransportCore
+        /// The batch being handed out and the index of its next message.
+        var batch: InboundBatch?
+        var nextIndex = 0
 
         /// The next message, or nil once the transport has shut down and every message was taken.
         public mutating func next() async -> InboundMessage? {
-            guard let message = await base.next() else { return nil }
-            core.consumed(message)
-            return message
+            if let message = takeFromBatch() { return message }
+            guard let batch = await base.next() else { return nil }
+            return start(batch)
         }
 
         /// The next message, or nil once the transport has shut down and every message was taken.
         public mutating func next(isolation actor: isolated (any Actor)?) async -> InboundMessage? {
-            guard let message = await base.next(isolation: actor) else { return nil }
+            if let message = takeFromBatch() { return message }
+            guard let batch = await base.next(isolation: actor) else { return nil }
+            return start(batch)
+        }
+
+        private mutating func start(_ batch: InboundBatch) -> InboundMessage? {
+            self.batch = batch
+            nextIndex = 0
+            return takeFromBatch()
+        }
+
+        private mutating func takeFromBatch() -> InboundMessage? {
+            guard let current = batch else { return nil }
+            guard nextIndex < current.messages.count else {
+                batch = nil
+                return nil
+            }
+            let message = InboundMessage(peer: current.peer, bytes: current.messages[nextIndex], session: current.session)
+            nextIndex += 1
+            if nextIndex == current.messages.count { batch = nil }
             core.consumed(message)
             return message
         }
@@ -644,13 +666,14 @@ public struct InboundMessages: AsyncSequence, Sendable {
 
 /// Writes one `send(contentsOf:to:)` burst on the session's event loop, which it never leaves.
 ///
-/// Messages go down in slices of about `sliceByteCount` plaintext bytes; a slice is sealed (by the session
-/// handler, as each message is written) only once the slice before the previous one has reached the socket,
-/// so at most two slices of ciphertext wait in memory however long the burst, and the sender's buffers are
-/// reused instead of freshly faulted in. The next slice is started from the write promise's callback, on the
-/// loop: the loop keeps sealing while the socket drains, without a hop to the caller's task per slice.
-/// Within a slice a flush about every 64 KiB lets the peer start opening frames while later ones are still
-/// being sealed. The first failed write fails `written`; nothing after it is sent.
+/// Messages go down in slices of about `sliceByteCount` plaintext bytes; a slice is sealed only once the
+/// slice before the previous one has reached the socket, so at most two slices of ciphertext wait in memory
+/// however long the burst, and the sender's buffers are reused instead of freshly faulted in. The next slice
+/// is started from the write promise's callback, on the loop: the loop keeps sealing while the socket
+/// drains, without a hop to the caller's task per slice. Within a slice, messages are sealed by the session
+/// handler in groups of about `flushByteCount` bytes into one buffer each (one allocation and one pipeline
+/// write per group, not per message), and each group is flushed, so the peer starts opening frames while
+/// later ones are still being sealed. The first failed write fails `written`; nothing after it is sent.
 final class BurstWriter {
     /// Plaintext bytes per slice.
     static let sliceByteCount = 256 << 10
@@ -660,6 +683,7 @@ final class BurstWriter {
     private let channel: any Channel
     private let messages: [[UInt8]]
     private let written: EventLoopPromise<Void>
+    private var session: SecureSessionHandler?
     private var next = 0
     private var slicesInFlight = 0
     private var hasFailed = false
@@ -676,6 +700,11 @@ final class BurstWriter {
     /// Starts the burst; on the channel's event loop.
     func start() {
         channel.eventLoop.preconditionInEventLoop()
+        guard let handler = try? channel.pipeline.syncOperations.handler(type: SecureSessionHandler.self) else {
+            written.fail(SecurityError(.peerNotConnected, "session closed"))
+            return
+        }
+        session = handler
         fill()
     }
 
@@ -688,24 +717,23 @@ final class BurstWriter {
     }
 
     private func writeSlice() {
-        var byteCount = 0
-        var unflushed = 0
-        let first = next
-        while next < messages.count && (next == first || byteCount < Self.sliceByteCount) {
-            byteCount += messages[next].count
-            next += 1
-        }
-        for index in first..<next - 1 {
-            channel.write(messages[index], promise: nil)
-            unflushed += messages[index].count
-            if unflushed >= Self.flushByteCount {
-                channel.flush()
-                unflushed = 0
-            }
-        }
+        guard let session else { return }
+        var sliceByteCount = 0
         let promise = channel.eventLoop.makePromise(of: Void.self)
         slicesInFlight += 1
-        channel.writeAndFlush(messages[next - 1], promise: promise)
+        repeat {
+            let groupStart = next
+            var groupByteCount = 0
+            while next < messages.count && (next == groupStart || groupByteCount + messages[next].count <= Self.flushByteCount) {
+                groupByteCount += messages[next].count
+                next += 1
+            }
+            sliceByteCount += groupByteCount
+            let isSliceEnd = next == messages.count || sliceByteCount >= Self.sliceByteCount
+            session.writeSealed(messages[groupStart..<next], promise: isSliceEnd ? promise : nil)
+            channel.flush()
+            if isSliceEnd { break }
+        } while true
         promise.futureResult.assumeIsolated().whenComplete { result in
             self.sliceWritten(result)
         }
