@@ -50,6 +50,6 @@ struct DeltaLogTests {
             Issue.record("records after the stable point must still be in the log")
             return
         }
-        #expect(remaining.map(\.record.firstSequence) == Array(91...100))
+        #expect(remaining.map(\.record.firstSequence) == Array(UInt64(91)...100))
     }
 }

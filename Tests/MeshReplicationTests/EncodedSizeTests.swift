@@ -74,9 +74,9 @@ struct EncodedSizeTests {
             }
             for machine in machines {
                 for (objectKey, value) in machine.objects(in: "d") ?? [:] {
-                    var writer = ByteWriter()
-                    PayloadCodec.encode(value, to: &writer)
-                    #expect(PayloadCodec.encodedByteCount(of: value) == writer.count, "\(objectKey) after step \(step)")
+                    var encoding = ByteWriter()
+                    PayloadCodec.encode(value, to: &encoding)
+                    #expect(PayloadCodec.encodedByteCount(of: value) == encoding.count, "\(objectKey) after step \(step)")
                     checked += 1
                 }
             }
