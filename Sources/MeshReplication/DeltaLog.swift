@@ -21,10 +21,24 @@ struct DeltaLog: Sendable {
 
         var live: ArraySlice<Entry> { entries[head...] }
 
+        /// Whether no live entry is left.
+        var isEmpty: Bool { head == entries.count }
+
+        /// Removes the oldest live entry if it is the one delivered at `deliveryIndex` (the order
+        /// of deliveries still lists entries that stability already truncated).
+        mutating func popFront(ifDeliveredAt deliveryIndex: UInt64) -> Entry? {
+            guard head < entries.count, entries[head].deliveryIndex == deliveryIndex else { return nil }
+            return popFront()
+        }
+
+        /// Removes the oldest live entry. Dead entries are dropped once they are at least half of
+        /// the array, so an origin's array holds at most twice its live entries (plus one): at a
+        /// thousand origins per log, a fixed allowance of dead entries per origin held more memory
+        /// than the live records, and kept every evicted record alive.
         mutating func popFront() -> Entry {
             let entry = entries[head]
             head += 1
-            if head > 64 && head * 2 > entries.count {
+            if head * 2 >= entries.count {
                 entries.removeFirst(head)
                 head = 0
             }
@@ -83,13 +97,12 @@ struct DeltaLog: Sendable {
         while count > maximumCount || byteCount > maximumBytes, orderHead < order.count {
             let (origin, index) = order[orderHead]
             orderHead += 1
-            if var log = origins[origin], log.entries.count > log.head, log.entries[log.head].deliveryIndex == index {
-                let entry = log.popFront()
-                count -= 1
-                byteCount -= entry.record.encodedByteCount
-                evictedCount += 1
-                origins[origin] = log.entries.count > log.head ? log : nil
-            }
+            // Changed in place in the table (one lookup; the entries stay uniquely referenced).
+            guard let entry = origins[origin]?.popFront(ifDeliveredAt: index) else { continue }
+            count -= 1
+            byteCount -= entry.record.encodedByteCount
+            evictedCount += 1
+            if origins[origin]?.isEmpty == true { origins[origin] = nil }
         }
         compactOrder()
     }
@@ -97,15 +110,15 @@ struct DeltaLog: Sendable {
     /// Drops records every known replica delivered (`lastSequence <= stable[origin]`).
     mutating func truncate(atStable stable: VersionVector) {
         for entry in stable.entries {
-            guard var log = origins[entry.replica] else { continue }
-            var changed = false
-            while log.entries.count > log.head, log.entries[log.head].record.lastSequence <= entry.counter {
+            guard let oldest = origins[entry.replica].map({ $0.entries[$0.head] }),
+                oldest.record.lastSequence <= entry.counter, var log = origins.removeValue(forKey: entry.replica)
+            else { continue }
+            while !log.isEmpty, log.entries[log.head].record.lastSequence <= entry.counter {
                 let removed = log.popFront()
                 count -= 1
                 byteCount -= removed.record.encodedByteCount
-                changed = true
             }
-            if changed { origins[entry.replica] = log.entries.count > log.head ? log : nil }
+            if !log.isEmpty { origins[entry.replica] = log }
         }
         compactOrder()
     }

@@ -1,6 +1,11 @@
 import MeshCRDT
 import MeshCodec
 
+/// The bytes of `value` as a LEB128 varint.
+func varintByteCount(_ value: UInt64) -> Int {
+    max(1, (64 - value.leadingZeroBitCount + 6) / 7)
+}
+
 /// One key's part of a delta: the key and the delta (a small state) of its object.
 public struct KeyedDelta: Sendable, Equatable {
     /// The object key (the `PATH` of `fabric://DOMAIN/PATH`).
@@ -43,8 +48,9 @@ public final class DeltaRecord: Sendable, Equatable, CustomStringConvertible {
     /// The record's encoding, made once: journaling and every message that carries the record
     /// (pushes, repairs, relays) copy these bytes instead of encoding the record again.
     let encoding: [UInt8]
-    /// The encoded size of this record, in bytes.
-    public var encodedByteCount: Int { encoding.count }
+    /// The encoded size of this record, in bytes (stored: every replica that receives, logs or
+    /// relays the record reads it, and reading `encoding.count` is one more pointer to chase).
+    public let encodedByteCount: Int
 
     /// Creates a record and computes its encoded size.
     public init(
@@ -63,6 +69,7 @@ public final class DeltaRecord: Sendable, Equatable, CustomStringConvertible {
             origin: origin, firstSequence: firstSequence, lastSequence: lastSequence, timestamp: timestamp,
             requestsAcknowledgement: requestsAcknowledgement, updates: updates, to: &writer)
         self.encoding = writer.bytes
+        self.encodedByteCount = writer.bytes.count
     }
 
     /// The number of writes covered.
@@ -247,19 +254,28 @@ public enum ReplicationMessage: Sendable, Equatable {
     case beacon(root: ReplicaID, round: UInt64)
 
     /// A short name for traffic accounting.
-    public var kind: String {
+    public var kind: String { Self.kindNames[kindNumber] }
+
+    /// Every `kind`, indexed by `kindNumber` (so traffic can be counted in an array, not a
+    /// dictionary hashed by name for every message).
+    package static let kindNames = [
+        "push", "repair", "ihave", "graft", "prune", "digest", "snapshot", "ack", "read-request", "read-reply", "beacon",
+    ]
+
+    /// The position of `kind` in `kindNames`.
+    package var kindNumber: Int {
         switch self {
-        case .deltas(_, .some, _): "push"
-        case .deltas(_, .none, _): "repair"
-        case .announce: "ihave"
-        case .graft: "graft"
-        case .prune: "prune"
-        case .digest: "digest"
-        case .snapshot: "snapshot"
-        case .acknowledge: "ack"
-        case .readRequest: "read-request"
-        case .readReply: "read-reply"
-        case .beacon: "beacon"
+        case .deltas(_, .some, _): 0
+        case .deltas(_, .none, _): 1
+        case .announce: 2
+        case .graft: 3
+        case .prune: 4
+        case .digest: 5
+        case .snapshot: 6
+        case .acknowledge: 7
+        case .readRequest: 8
+        case .readReply: 9
+        case .beacon: 10
         }
     }
 }
@@ -291,16 +307,43 @@ public struct SnapshotChunk: Sendable, Equatable {
     /// The vector the whole snapshot covers.
     public var vector: VersionVector
     /// Objects in this chunk, sorted by key.
-    public var objects: [KeyedDelta]
+    public var objects: [KeyedDelta] {
+        didSet { objectsByteCount = Self.encodedByteCount(of: objects) }
+    }
+    /// The encoded size of `objects` (keys and payloads, without their count), kept with them:
+    /// a chunk is sized by its sender, its receiver (against the staging bound) and a simulator,
+    /// and encoding thousands of objects to measure them cost a quarter of a large simulation.
+    private(set) var objectsByteCount: Int
 
     /// Creates a chunk.
     public init(domain: String, identifier: UInt64, index: Int, total: Int, vector: VersionVector, objects: [KeyedDelta]) {
+        self.init(
+            domain: domain, identifier: identifier, index: index, total: total, vector: vector, objects: objects,
+            objectsByteCount: Self.encodedByteCount(of: objects))
+    }
+
+    /// Creates a chunk whose objects' encoded size is already known (measured by the sender
+    /// while it split the snapshot, or by the decoder).
+    init(
+        domain: String, identifier: UInt64, index: Int, total: Int, vector: VersionVector, objects: [KeyedDelta],
+        objectsByteCount: Int
+    ) {
         self.domain = domain
         self.identifier = identifier
         self.index = index
         self.total = total
         self.vector = vector
         self.objects = objects
+        self.objectsByteCount = objectsByteCount
+    }
+
+    /// The encoded size of one snapshot object: its key and its payload.
+    static func encodedByteCount(of object: KeyedDelta) -> Int {
+        ReplicationMessage.stringByteCount(object.key) + PayloadCodec.encodedByteCount(of: object.value)
+    }
+
+    static func encodedByteCount(of objects: [KeyedDelta]) -> Int {
+        objects.reduce(0) { $0 + encodedByteCount(of: $1) }
     }
 }
 
@@ -315,22 +358,65 @@ extension ReplicationMessage {
         return writer.bytes
     }
 
-    /// The size of `encoded()` without encoding delta payloads again (they cache their size).
+    /// The size of `encoded()`, computed without encoding: records and snapshot chunks keep their
+    /// payloads' size, and the simulator counts the bytes of every message it carries (a digest
+    /// holds a vector of every writer). Reads, which are rare, are encoded to be measured.
     public var encodedByteCount: Int {
+        // Version and kind bytes.
+        let prefix = 2
         switch self {
         case .deltas(let domain, let link, let records):
-            var writer = ByteWriter()
-            writer.writeByte(Self.formatVersion)
-            writer.writeByte(1)
-            writer.writeString(domain)
-            Self.writeLink(link, to: &writer)
-            writer.writeCount(records.count)
-            var total = writer.bytes.count
+            var total = prefix + Self.stringByteCount(domain) + Self.linkByteCount(link) + Self.countByteCount(records.count)
             for record in records { total += record.encodedByteCount }
             return total
-        default:
+        case .announce(let domain, let ranges):
+            var total = prefix + Self.stringByteCount(domain) + Self.countByteCount(ranges.count)
+            for range in ranges {
+                total += varintByteCount(range.origin.rawValue) + varintByteCount(range.first)
+                    + varintByteCount(range.last - range.first)
+            }
+            return total
+        case .graft(let domain, let vector, let minimumEpoch, _):
+            return prefix + Self.stringByteCount(domain) + Self.countsByteCount(vector.entries)
+                + varintByteCount(minimumEpoch) + 1
+        case .prune:
+            return prefix
+        case .digest(_, let vectors):
+            var total = prefix + 1 + Self.countByteCount(vectors.count)
+            for entry in vectors { total += Self.stringByteCount(entry.domain) + Self.countsByteCount(entry.vector.entries) }
+            return total
+        case .acknowledge(let domain, let sequence):
+            return prefix + Self.stringByteCount(domain) + varintByteCount(sequence)
+        case .beacon(let root, let round):
+            return prefix + varintByteCount(root.rawValue) + varintByteCount(round)
+        case .snapshot(let chunk):
+            return prefix + Self.stringByteCount(chunk.domain) + varintByteCount(chunk.identifier)
+                + Self.countByteCount(chunk.index) + Self.countByteCount(chunk.total)
+                + Self.countsByteCount(chunk.vector.entries) + Self.countByteCount(chunk.objects.count)
+                + chunk.objectsByteCount
+        case .readRequest, .readReply:
             return encoded().count
         }
+    }
+
+    static func countByteCount(_ count: Int) -> Int { varintByteCount(UInt64(count)) }
+
+    static func stringByteCount(_ string: String) -> Int {
+        let length = string.utf8.count
+        return countByteCount(length) + length
+    }
+
+    /// The size of `writeCounts`: a count, then (replica, counter) varints.
+    static func countsByteCount(_ entries: [VersionVector.Entry]) -> Int {
+        var total = countByteCount(entries.count)
+        for entry in entries { total += varintByteCount(entry.replica.rawValue) + varintByteCount(entry.counter) }
+        return total
+    }
+
+    /// The size of `writeLink`.
+    static func linkByteCount(_ link: LinkHeader?) -> Int {
+        guard let link else { return 1 }
+        return 1 + varintByteCount(link.epoch) + varintByteCount(link.sequence) + countsByteCount(link.dependencies)
     }
 
     /// Appends the encoding.
@@ -458,6 +544,7 @@ extension ReplicationMessage {
             }
             let vector = try PayloadCodec.readVector(from: &reader)
             let count = try reader.readCount(limit: reader.limits.maximumElements, minimumItemBytes: 2, "objects")
+            let objectsOffset = reader.offset
             var objects: [KeyedDelta] = []
             for _ in 0..<count {
                 let offset = reader.offset
@@ -469,7 +556,8 @@ extension ReplicationMessage {
             }
             message = .snapshot(
                 SnapshotChunk(
-                    domain: domain, identifier: identifier, index: index, total: total, vector: vector, objects: objects))
+                    domain: domain, identifier: identifier, index: index, total: total, vector: vector, objects: objects,
+                    objectsByteCount: reader.offset - objectsOffset))
         case 7:
             let domain = try reader.readString("domain")
             message = .acknowledge(domain: domain, sequence: try reader.readVarint("sequence"))

@@ -72,6 +72,76 @@ enum PayloadCodec {
         }
     }
 
+    /// The size of `encode(value)`, computed without sorting or writing anything (a snapshot is
+    /// split into chunks by the encoded size of every object).
+    static func encodedByteCount(of value: ObjectValue) -> Int {
+        // The type byte, then the type's parts in `encode`'s layout.
+        var total = 1
+        switch value {
+        case .counter(let counter):
+            total += countsByteCount(counter.increments.counts) + countsByteCount(counter.decrements.counts)
+            if counter.hasResets {
+                total += countsByteCount(counter.resetIncrements.counts) + countsByteCount(counter.resetDecrements.counts)
+            }
+        case .set(let set):
+            total += contextByteCount(set.context) + countByteCount(set.dottedElements.count)
+            for (element, dots) in set.dottedElements { total += stringByteCount(element) + dotsByteCount(dots) }
+        case .map(let map):
+            total += contextByteCount(map.context) + countByteCount(map.dottedEntries.count)
+            for (field, entries) in map.dottedEntries {
+                total += stringByteCount(field) + countByteCount(entries.count)
+                for entry in entries { total += dotByteCount(entry.dot) + writeByteCount(entry.write) }
+            }
+        case .register(let register):
+            total += 1
+            if let write = register.write {
+                total += writeByteCount(write)
+            } else if let deletion = register.lastWrite {
+                total += timestampByteCount(deletion.timestamp) + varintByteCount(deletion.replica.rawValue)
+            }
+        case .multiValueRegister(let register):
+            total += contextByteCount(register.context) + countByteCount(register.dottedValues.count)
+            for dotted in register.dottedValues { total += dotByteCount(dotted.dot) + stringByteCount(dotted.value) }
+        case .flag(let flag):
+            total += contextByteCount(flag.context) + dotsByteCount(flag.enablingDots)
+        }
+        return total
+    }
+
+    private static func countByteCount(_ count: Int) -> Int { varintByteCount(UInt64(count)) }
+
+    private static func stringByteCount(_ string: String) -> Int { ReplicationMessage.stringByteCount(string) }
+
+    private static func countsByteCount(_ counts: [VersionVector.Entry]) -> Int {
+        ReplicationMessage.countsByteCount(counts)
+    }
+
+    private static func dotByteCount(_ dot: Dot) -> Int {
+        varintByteCount(dot.replica.rawValue) + varintByteCount(dot.counter)
+    }
+
+    private static func dotsByteCount(_ dots: [Dot]) -> Int {
+        dots.reduce(countByteCount(dots.count)) { $0 + dotByteCount($1) }
+    }
+
+    private static func dotsByteCount(_ dots: DotSet) -> Int {
+        // Most elements hold one dot: counted without building the array `sorted` returns.
+        if let dot = dots.onlyDot { return countByteCount(1) + dotByteCount(dot) }
+        return dotsByteCount(dots.sorted)
+    }
+
+    private static func contextByteCount(_ context: CausalContext) -> Int {
+        countsByteCount(context.versionVector.entries) + dotsByteCount(context.dotCloud)
+    }
+
+    private static func timestampByteCount(_ timestamp: HLCTimestamp) -> Int {
+        varintByteCount(timestamp.physicalMilliseconds) + varintByteCount(UInt64(timestamp.logical))
+    }
+
+    private static func writeByteCount(_ write: LWWWrite<String>) -> Int {
+        stringByteCount(write.value) + timestampByteCount(write.timestamp) + varintByteCount(write.replica.rawValue)
+    }
+
     static func decode(from reader: inout ByteReader) throws(CodecError) -> ObjectValue {
         let start = reader.offset
         let tag = try reader.readByte("object type")

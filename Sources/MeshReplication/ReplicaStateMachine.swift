@@ -277,6 +277,13 @@ public struct ReplicaStateMachine: Sendable {
             snapshotChunksSent: state.snapshotChunksSent, stable: state.stable)
     }
 
+    /// The causal buffer's and the log's sizes of the domain at `index` (in configuration order):
+    /// what a simulator checks against the caps after every step, without `metrics(of:)`'s lookup
+    /// by name and copy of the stable vector.
+    package func sizes(ofDomainAt index: Int) -> (bufferedCount: Int, bufferedBytes: Int, logCount: Int, logBytes: Int) {
+        (domains[index].bufferedCount, domains[index].bufferedBytes, domains[index].log.count, domains[index].log.byteCount)
+    }
+
     /// The HLC high-water mark.
     public var latestTimestamp: HLCTimestamp { clock.latest }
 
@@ -632,7 +639,7 @@ public struct ReplicaStateMachine: Sendable {
             var delivered = false
             repair: for record in records {
                 // Relayed down the tree: the links below lost it too, most likely.
-                switch deliverInOrder(record, domain: index, sender: peer, relays: true, now: now, into: &actions) {
+                switch deliverInOrder(record, domain: index, sender: peer, now: now, into: &actions) {
                 case .delivered: delivered = true
                 case .duplicate: continue
                 // Nothing after a gap may be delivered: it could depend on what is missing.
@@ -735,7 +742,7 @@ public struct ReplicaStateMachine: Sendable {
                     progress = true
                     var broken = false
                     for record in batch.records
-                    where deliverInOrder(record, domain: index, sender: peer, relays: true, now: now, into: &actions) == .gap {
+                    where deliverInOrder(record, domain: index, sender: peer, now: now, into: &actions) == .gap {
                         // The link broke its promise (it should be impossible): stop using it and
                         // resynchronise, rather than deliver anything that might depend on the gap.
                         broken = true
@@ -763,7 +770,7 @@ public struct ReplicaStateMachine: Sendable {
                     domains[index].standalone.remove(at: position)
                     releaseBuffer(for: batch, domain: index)
                     for record in batch.records
-                    where deliverInOrder(record, domain: index, sender: sender, relays: true, now: now, into: &actions) == .gap {
+                    where deliverInOrder(record, domain: index, sender: sender, now: now, into: &actions) == .gap {
                         break
                     }
                     progress = true
@@ -788,8 +795,7 @@ public struct ReplicaStateMachine: Sendable {
     enum InOrder { case delivered, duplicate, gap }
 
     private mutating func deliverInOrder(
-        _ record: DeltaRecord, domain index: Int, sender: PeerID, relays: Bool, now: Instant,
-        into actions: inout [ReplicationAction]
+        _ record: DeltaRecord, domain index: Int, sender: PeerID, now: Instant, into actions: inout [ReplicationAction]
     ) -> InOrder {
         let delivered = domains[index].vector[record.origin]
         if record.origin == replicaID || record.lastSequence <= delivered {
@@ -801,7 +807,7 @@ public struct ReplicaStateMachine: Sendable {
             noteMissing(domain: index, origin: record.origin, upTo: record.lastSequence, peer: sender, now: now)
             return .gap
         }
-        deliver(record, domain: index, sender: sender, relays: relays, now: now, into: &actions)
+        deliver(record, domain: index, sender: sender, after: delivered, now: now, into: &actions)
         return .delivered
     }
 
@@ -838,12 +844,14 @@ public struct ReplicaStateMachine: Sendable {
         return "claims events \(claimed) of this replica on \(update.key), which issued \(issued)"
     }
 
+    /// Delivers `record`, which extends `V[origin] == delivered`, and queues it to be relayed
+    /// (every delivered record is: a repaired one is most likely missing further down the tree too).
     private mutating func deliver(
-        _ record: DeltaRecord, domain index: Int, sender: PeerID?, relays: Bool, now: Instant,
+        _ record: DeltaRecord, domain index: Int, sender: PeerID, after delivered: UInt64, now: Instant,
         into actions: inout [ReplicationAction]
     ) {
         let origin = record.origin
-        let first = max(record.firstSequence, domains[index].vector[origin] + 1)
+        let first = max(record.firstSequence, delivered + 1)
         mergeUpdates(record, domain: index, into: &actions)
         domains[index].vector[origin] = record.lastSequence
         domains[index].log.append(record, at: now)
@@ -865,11 +873,7 @@ public struct ReplicaStateMachine: Sendable {
         if record.requestsAcknowledgement {
             actions.append(.send(.acknowledge(domain: name, sequence: record.lastSequence), to: origin))
         }
-        if relays {
-            domains[index].pendingPush.append((record, sender))
-        } else {
-            domains[index].pendingExtras[origin] = max(domains[index].pendingExtras[origin], record.lastSequence)
-        }
+        domains[index].pendingPush.append((record, sender))
     }
 
     private mutating func noteMissing(domain index: Int, origin: ReplicaID, upTo: UInt64, peer: PeerID, now: Instant) {
@@ -1038,32 +1042,32 @@ public struct ReplicaStateMachine: Sendable {
         snapshotSentAt[peer] = now
         closeOpenGroup(domain: index)
         let name = domains[index].configuration.name
-        var chunks: [[KeyedDelta]] = []
+        var chunks: [(objects: [KeyedDelta], byteCount: Int)] = []
         var current: [KeyedDelta] = []
         var bytes = 0
-        for key in domains[index].objects.keys.sorted() {
-            guard let value = domains[index].objects[key] else { continue }
-            var writer = ByteWriter()
-            writer.writeString(key)
-            PayloadCodec.encode(value, to: &writer)
-            if !current.isEmpty && bytes + writer.bytes.count > configuration.snapshotChunkBytes {
-                chunks.append(current)
+        let objects = domains[index].objects
+        for key in objects.keys.sorted() {
+            guard let value = objects[key] else { continue }
+            let object = KeyedDelta(key: key, value: value)
+            let size = SnapshotChunk.encodedByteCount(of: object)
+            if !current.isEmpty && bytes + size > configuration.snapshotChunkBytes {
+                chunks.append((current, bytes))
                 current = []
                 bytes = 0
             }
-            current.append(KeyedDelta(key: key, value: value))
-            bytes += writer.bytes.count
+            current.append(object)
+            bytes += size
         }
-        chunks.append(current)
+        chunks.append((current, bytes))
         let identifier = random.next()
         let vector = domains[index].vector
-        for (position, objects) in chunks.enumerated() {
+        for (position, chunk) in chunks.enumerated() {
             actions.append(
                 .send(
                     .snapshot(
                         SnapshotChunk(
                             domain: name, identifier: identifier, index: position, total: chunks.count, vector: vector,
-                            objects: objects)), to: peer))
+                            objects: chunk.objects, objectsByteCount: chunk.byteCount)), to: peer))
         }
         domains[index].snapshotChunksSent += chunks.count
     }
@@ -1111,14 +1115,13 @@ public struct ReplicaStateMachine: Sendable {
                         .fail(ReplicationError(.invalidDelta, "snapshot from \(peer) \(problem); the object is ignored")))
                     continue
                 }
-                if var existing = domains[index].objects.removeValue(forKey: object.key) {
-                    if !existing.merge(object.value) {
-                        actions.append(
-                            .fail(ReplicationError(.typeMismatch, "snapshot object \(object.key) holds another type")))
-                    }
-                    domains[index].objects[object.key] = existing
-                } else {
-                    domains[index].objects[object.key] = object.value
+                // Merged in place: one lookup, no removal and reinsertion.
+                switch domains[index].objects[object.key]?.merge(object.value) {
+                case nil: domains[index].objects[object.key] = object.value
+                case true?: break
+                case false?:
+                    actions.append(
+                        .fail(ReplicationError(.typeMismatch, "snapshot object \(object.key) holds another type")))
                 }
             }
         }
@@ -1397,7 +1400,7 @@ public struct ReplicaStateMachine: Sendable {
 
     /// The bytes of `value` as a LEB128 varint.
     static func varintByteCount(_ value: UInt64) -> Int {
-        max(1, (64 - value.leadingZeroBitCount + 6) / 7)
+        MeshReplication.varintByteCount(value)
     }
 
     private func requiredReplicas(for concern: WriteConcern) -> Int {

@@ -97,19 +97,30 @@ public struct Simulation {
     /// `writes` so the per-delivery update touches 12 bytes, not a whole record.
     var deliveryCounts: [Int32] = []
     var lastDeliveries: [UInt64] = []
-    var writeIndex: [[[Int32]]]  // [domain][origin] -> write index by sequence - 1
+    /// Write numbers by sequence - 1, per (domain, origin) at `domain * nodes + origin`.
+    var writeIndex: [[Int32]]
     /// Each write's dependencies, flattened: write `w` has those in
     /// `dependencyStart[w]..<dependencyStart[w + 1]` (one contiguous buffer, no array per write).
     var dependencyOrigins: [Int32] = []
     var dependencySequences: [UInt64] = []
     var dependencyStart: [Int] = [0]
-    var views: [[UInt64]]  // [domain][node * N + origin]
-    var dirty: [[Bool]]  // [domain][node * N + origin]
-    var dirtyLists: [[[Int32]]]  // [domain][node]
-    var deliveredTotals: [[Int]]  // [domain][node]
+    // Flat tables (one array each, no array per domain or node: every delivery reads and writes
+    // them). A (domain, node, origin) slot is at `(domain * nodes + node) * nodes + origin`, a
+    // (domain, node) pair at `domain * nodes + node`.
+    /// What each node delivered of each origin (a contiguous prefix of its sequence numbers).
+    var views: [UInt64]
+    /// Origins whose view at a node advanced since that node's last write, as flags and as a list.
+    var dirty: [Bool]
+    var dirtyLists: [[Int32]]
+    /// Writes each node delivered in each domain.
+    var deliveredTotals: [Int]
 
     // Report.
     var report = SimulationReport()
+    /// Traffic per `ReplicationMessage.kindNumber`, copied into the report's per-kind
+    /// dictionaries at the end.
+    var bytesPerKind = Array(repeating: 0, count: ReplicationMessage.kindNames.count)
+    var messagesPerKind = Array(repeating: 0, count: ReplicationMessage.kindNames.count)
     var firstFailure: String?
     /// The event being handled, described only when a failure report needs it (formatting
     /// every message's records on every step cost a fifth of a large run).
@@ -148,11 +159,11 @@ public struct Simulation {
         self.random = random
         self.keysPerDomain =
             scenario.keysPerDomain > 0 ? scenario.keysPerDomain : max(12, min(4_096, scenario.writes / (4 * scenario.domains)))
-        self.writeIndex = Array(repeating: Array(repeating: [], count: count), count: scenario.domains)
-        self.views = Array(repeating: Array(repeating: 0, count: count * count), count: scenario.domains)
-        self.dirty = Array(repeating: Array(repeating: false, count: count * count), count: scenario.domains)
-        self.dirtyLists = Array(repeating: Array(repeating: [], count: count), count: scenario.domains)
-        self.deliveredTotals = Array(repeating: Array(repeating: 0, count: count), count: scenario.domains)
+        self.writeIndex = Array(repeating: [], count: scenario.domains * count)
+        self.views = Array(repeating: 0, count: scenario.domains * count * count)
+        self.dirty = Array(repeating: false, count: scenario.domains * count * count)
+        self.dirtyLists = Array(repeating: [], count: scenario.domains * count)
+        self.deliveredTotals = Array(repeating: 0, count: scenario.domains * count)
     }
 
     /// Runs the scenario to convergence (or the heal deadline) and checks every invariant.
@@ -345,17 +356,18 @@ public struct Simulation {
 
     mutating func afterStep(node: Int) {
         guard let replica = replicas[node] else { return }
-        for domain in domainConfigurations {
-            guard let metrics = replica.metrics(of: domain.name) else { continue }
-            report.maxCausalBuffer = max(report.maxCausalBuffer, metrics.bufferedCount)
-            report.maxCausalBufferBytes = max(report.maxCausalBufferBytes, metrics.bufferedBytes)
-            report.maxLogBytes = max(report.maxLogBytes, metrics.logBytes)
-            report.maxLogDeltas = max(report.maxLogDeltas, metrics.logCount)
-            if metrics.bufferedCount > scenario.replication.maximumBufferedDeltas || metrics.bufferedBytes > scenario.replication.maximumBufferedBytes
-                || metrics.logCount > scenario.replication.maximumLogDeltas || metrics.logBytes > scenario.replication.maximumLogBytes
+        for (position, domain) in domainConfigurations.enumerated() {
+            // The sizes alone: `metrics(of:)` looks the domain up by name and copies its stable vector.
+            let sizes = replica.sizes(ofDomainAt: position)
+            report.maxCausalBuffer = max(report.maxCausalBuffer, sizes.bufferedCount)
+            report.maxCausalBufferBytes = max(report.maxCausalBufferBytes, sizes.bufferedBytes)
+            report.maxLogBytes = max(report.maxLogBytes, sizes.logBytes)
+            report.maxLogDeltas = max(report.maxLogDeltas, sizes.logCount)
+            if sizes.bufferedCount > scenario.replication.maximumBufferedDeltas || sizes.bufferedBytes > scenario.replication.maximumBufferedBytes
+                || sizes.logCount > scenario.replication.maximumLogDeltas || sizes.logBytes > scenario.replication.maximumLogBytes
             {
                 report.capViolations += 1
-                fail("node \(node) \(domain.name) over a cap: \(metrics)")
+                fail("node \(node) \(domain.name) over a cap: \(String(describing: replica.metrics(of: domain.name)))")
             }
         }
         if scenario.checksEveryStep, let problem = replica.invariantViolation() {
@@ -410,11 +422,11 @@ public struct Simulation {
 
     mutating func send(_ message: ReplicationMessage, from: Int, to: Int) {
         let size = message.encodedByteCount
-        let kind = message.kind
+        let kind = message.kindNumber
         report.bytesSent += size
         report.messagesSent += 1
-        report.bytesByKind[kind, default: 0] += size
-        report.messagesByKind[kind, default: 0] += 1
+        bytesPerKind[kind] += size
+        messagesPerKind[kind] += 1
         guard to != from, to >= 0, to < scenario.nodes else { return }
         if faultsActive {
             if !canSend(from: from, to: to) || random.chance(scenario.loss) {
@@ -512,19 +524,20 @@ public struct Simulation {
                 time: now, node: Int32(node), domain: Int32(domain), key: Int32(key),
                 sequence: outcome.id.sequence, timestamp: outcome.timestamp, value: value, counterDelta: counterDelta,
                 isClear: isClear))
-        precondition(writeIndex[domain][node].count == Int(outcome.id.sequence) - 1, "sequence numbers are dense")
-        writeIndex[domain][node].append(writeNumber)
-        // Dependencies as the checker saw them: what this node delivered since its last write.
         let count = scenario.nodes
-        for origin in dirtyLists[domain][node].suffix(scenario.effectiveCheckedDependencies) {
+        let pair = domain * count + node
+        precondition(writeIndex[pair].count == Int(outcome.id.sequence) - 1, "sequence numbers are dense")
+        writeIndex[pair].append(writeNumber)
+        // Dependencies as the checker saw them: what this node delivered since its last write.
+        for origin in dirtyLists[pair].suffix(scenario.effectiveCheckedDependencies) {
             dependencyOrigins.append(origin)
-            dependencySequences.append(views[domain][node * count + Int(origin)])
+            dependencySequences.append(views[pair * count + Int(origin)])
         }
         dependencyStart.append(dependencyOrigins.count)
         deliveryCounts.append(0)
         lastDeliveries.append(0)
-        for origin in dirtyLists[domain][node] { dirty[domain][node * count + Int(origin)] = false }
-        dirtyLists[domain][node].removeAll(keepingCapacity: true)
+        for origin in dirtyLists[pair] { dirty[pair * count + Int(origin)] = false }
+        dirtyLists[pair].removeAll(keepingCapacity: true)
         report.writes += 1
         report.lowerBoundBytes += (scenario.nodes - 1) * outcome.recordByteCount
         report.bareDeltaLowerBoundBytes += (scenario.nodes - 1) * outcome.deltaByteCount
@@ -539,7 +552,7 @@ public struct Simulation {
     mutating func acknowledge(_ id: WriteID) {
         guard let domain = domainConfigurations.firstIndex(where: { $0.name == id.domain }) else { return }
         let origin = Int(id.replica.rawValue) - 1
-        let list = writeIndex[domain][origin]
+        let list = writeIndex[domain * scenario.nodes + origin]
         guard id.sequence >= 1, Int(id.sequence) <= list.count else {
             fail("acknowledgement of unknown write \(id)")
             return
@@ -560,8 +573,10 @@ public struct Simulation {
         }
         let count = scenario.nodes
         let origin = Int(delivery.origin.rawValue) - 1
-        let slot = node * count + origin
-        let seen = views[domain][slot]
+        let pair = domain * count + node
+        let row = pair * count
+        let slot = row + origin
+        let seen = views[slot]
         if delivery.firstSequence <= seen {
             report.duplicateDeliveries += 1
             fail("node \(node) delivered \(delivery.origin):\(delivery.firstSequence) twice")
@@ -574,7 +589,8 @@ public struct Simulation {
                 fail("node \(node) delivered \(delivery.origin):\(delivery.firstSequence) after only \(seen)")
             }
         }
-        guard delivery.lastSequence <= UInt64(writeIndex[domain][origin].count) else {
+        let writeNumbers = writeIndex[domain * count + origin]
+        guard delivery.lastSequence <= UInt64(writeNumbers.count) else {
             fail("node \(node) delivered writes of \(delivery.origin) never issued")
             return
         }
@@ -582,15 +598,14 @@ public struct Simulation {
         var firstViolation: (sequence: UInt64, origin: Int32, needed: UInt64)?
         var violations = 0
         for sequence in delivery.firstSequence...delivery.lastSequence {
-            let number = Int(writeIndex[domain][origin][Int(sequence) - 1])
+            let number = Int(writeNumbers[Int(sequence) - 1])
             if checksDependencies {
                 // Every recorded dependency of the write must already be delivered here. The
                 // loop reads flat buffers only: it runs for every dependency of every delivery.
                 let start = dependencyStart[number]
                 let end = dependencyStart[number + 1]
                 if start < end {
-                    views[domain].withUnsafeBufferPointer { view in
-                        let row = node * count
+                    views.withUnsafeBufferPointer { view in
                         for position in start..<end {
                             let needed = dependencySequences[position]
                             if view[row + Int(dependencyOrigins[position])] < needed {
@@ -612,11 +627,11 @@ public struct Simulation {
                 "node \(node) delivered \(delivery.origin):\(violation.sequence) before its dependency \(violation.origin + 1):\(violation.needed) (during \(currentStepDescription.prefix(300)))"
             )
         }
-        views[domain][slot] = delivery.lastSequence
-        deliveredTotals[domain][node] += Int(delivery.lastSequence - seen)
-        if origin != node && !dirty[domain][slot] {
-            dirty[domain][slot] = true
-            dirtyLists[domain][node].append(Int32(origin))
+        views[slot] = delivery.lastSequence
+        deliveredTotals[pair] += Int(delivery.lastSequence - seen)
+        if origin != node && !dirty[slot] {
+            dirty[slot] = true
+            dirtyLists[pair].append(Int32(origin))
         }
     }
 
@@ -625,7 +640,7 @@ public struct Simulation {
         var totals = Array(repeating: 0, count: scenario.domains)
         for write in writes { totals[Int(write.domain)] += 1 }
         for domain in 0..<scenario.domains {
-            for node in 0..<scenario.nodes where deliveredTotals[domain][node] != totals[domain] { return false }
+            for node in 0..<scenario.nodes where deliveredTotals[domain * scenario.nodes + node] != totals[domain] { return false }
         }
         return true
     }
@@ -665,6 +680,10 @@ public struct Simulation {
                     report.bufferOverflows += metrics.bufferOverflows
                 }
             }
+        }
+        for (kind, name) in ReplicationMessage.kindNames.enumerated() where messagesPerKind[kind] > 0 {
+            report.bytesByKind[name] = bytesPerKind[kind]
+            report.messagesByKind[name] = messagesPerKind[kind]
         }
         report.snapshotBytes = report.bytesByKind["snapshot"] ?? 0
         report.failure = firstFailure
