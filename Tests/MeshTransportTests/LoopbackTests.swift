@@ -200,13 +200,13 @@ import Testing
         let nodeB = try await TestSupport.node(b, allowing: [a]) { $0.inboundBufferLimit = 4 }
         try await nodeA.dial(host: "127.0.0.1", port: nodeB.listeningPort!)
         #expect(await nodeB.waitForSession(with: a.nodeID))
-        let burst = (0..<1024).map { [UInt8(truncatingIfNeeded: $0)] + [UInt8](repeating: 0x33, count: 65_535) }
+        let burst = (0..<256).map { [UInt8(truncatingIfNeeded: $0)] + [UInt8](repeating: 0x33, count: 65_535) }
         let finished = Mutex(false)
         let sending = Task {
             defer { finished.withLock { $0 = true } }
             try await nodeA.send(contentsOf: burst, to: b.nodeID)
         }
-        // Nobody consumes on B, so B stops reading and the 64 MiB burst stalls in the socket buffers.
+        // Nobody consumes on B, so B stops reading and the 16 MiB burst stalls in the socket buffers.
         #expect(await TestSupport.eventually { nodeB.core.inboundQueueState(for: a.nodeID)?.isPaused == true })
         try await Task.sleep(for: .milliseconds(200))
         #expect(!finished.withLock { $0 })
