@@ -644,12 +644,10 @@ public struct InboundMessages: AsyncSequence, Sendable {
             return takeFromBatch()
         }
 
+        /// The batch's next message (counted as consumed), or nil when no batch is being handed out.
+        /// Batches are never empty (`SecureSessionHandler` hands over only bursts that opened something).
         private mutating func takeFromBatch() -> InboundMessage? {
-            guard let current = batch else { return nil }
-            guard nextIndex < current.messages.count else {
-                batch = nil
-                return nil
-            }
+            guard let current = batch, nextIndex < current.messages.count else { return nil }
             let message = InboundMessage(peer: current.peer, bytes: current.messages[nextIndex], session: current.session)
             nextIndex += 1
             if nextIndex == current.messages.count { batch = nil }
@@ -677,7 +675,7 @@ public struct InboundMessages: AsyncSequence, Sendable {
 final class BurstWriter {
     /// Plaintext bytes per slice.
     static let sliceByteCount = 256 << 10
-    /// Plaintext bytes written between flushes within a slice.
+    /// Plaintext bytes of a group: sealed into one buffer, written and flushed together.
     static let flushByteCount = 64 << 10
 
     private let channel: any Channel
