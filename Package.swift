@@ -3,7 +3,7 @@
 // StateMesh: a leaderless, causally consistent state mesh of delta-state CRDTs.
 // Layers, lowest first (arrows only point down; see ../shared/DESIGN.md):
 //   MeshCRDT -> MeshCodec -> MeshReplication -> MeshSimulation (-> mesh-sim)
-//   CSodium -> MeshSecurity -> MeshTransport
+//   CSodium -> MeshSecurity -> MeshTransport (+ CMalloc: glibc allocator settings)
 //   MeshReplication (for `Instant`) -> MeshMembership (SWIM, sans-IO);  CSQLite -> MeshStorage
 //   NIOCore -> MeshRESP (Redis protocol codec, sans-IO)
 //   StateMesh + MeshRESP -> MeshRESPServer (a node's Redis-protocol front door) -> MeshConfigFile, mesh
@@ -93,10 +93,13 @@ let package = Package(
             dependencies: ["CSodium"],
             swiftSettings: strictSettings
         ),
+        // glibc's <malloc.h> (mallopt), for MeshTransport.ProcessAllocator; nothing to link.
+        .systemLibrary(name: "CMalloc"),
         .target(
             name: "MeshTransport",
             dependencies: [
                 "MeshSecurity",
+                "CMalloc",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -146,8 +149,8 @@ let package = Package(
         .executableTarget(
             name: "mesh",
             dependencies: [
-                "StateMesh", "MeshConfigFile", "MeshSecurity", "MeshReplication", "MeshMembership", "MeshStorage",
-                "MeshRESPServer",
+                "StateMesh", "MeshConfigFile", "MeshSecurity", "MeshTransport", "MeshReplication", "MeshMembership",
+                "MeshStorage", "MeshRESPServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

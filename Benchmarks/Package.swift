@@ -68,6 +68,19 @@ let package = Package(
             path: "Sources/CRDTPeerCompare",
             swiftSettings: [.swiftLanguageMode(.v6), .treatAllWarnings(as: .error)]
         ),
+        // CPU seconds and page faults per GiB through the encrypted loopback path (steadier than throughput
+        // on a loaded machine, for comparing builds).
+        .executableTarget(
+            name: "transport-cost",
+            dependencies: [
+                .product(name: "MeshSecurity", package: "StateMesh"),
+                .product(name: "MeshTransport", package: "StateMesh"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Sources/TransportCost",
+            swiftSettings: [.swiftLanguageMode(.v6), .treatAllWarnings(as: .error)]
+        ),
         // N nodes over encrypted loopback: write throughput, convergence time, bytes per update, memory.
         .executableTarget(
             name: "node-bench",

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Runs the transport benchmarks (package-benchmark, Benchmarks/) and the raw libsodium baselines in one
 # session, RUNS times, and prints our medians beside raw ChaCha20-Poly1305-IETF throughput at the same
-# message size, measured in the same run, with the ratio.
+# message size, measured in the same run, with the ratio. The suite runs with the allocator settings the
+# `mesh` command applies to its nodes (MeshTransport.ProcessAllocator; STATEMESH_MALLOC_DEFAULTS=1 measures
+# glibc's defaults); `transport-cost` adds CPU seconds and page faults per GiB of the 64 KiB loopback path
+# with both settings.
 #
 # Raw baselines, each run before and after the suite (their median is that run's baseline):
 #   - the shared peer driver ../shared/peers/sodium/sodium_bench.c (IETF at 1 KiB only);
@@ -29,6 +32,7 @@ cc -O2 -Wall -o "$OUT/sodium_ietf" "$ROOT/Benchmarks/Peers/sodium_ietf.c" $(pkg-
 
 echo "# building the benchmark suite (release)" >&2
 (cd "$ROOT/Benchmarks" && swift build -c release --product TransportBenchmarks >&2)
+(cd "$ROOT/Benchmarks" && swift build -c release --product transport-cost >&2)
 
 for run in $(seq 1 "$RUNS"); do
     echo "# run $run/$RUNS, load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
@@ -38,6 +42,11 @@ for run in $(seq 1 "$RUNS"); do
     (cd "$ROOT/Benchmarks" && swift package --allow-writing-to-package-directory benchmark \
         --target TransportBenchmarks --format markdown --no-progress) > "$OUT/run-$run-statemesh.md"
     "$OUT/sodium_ietf" > "$OUT/run-$run-ietf-after.txt"
+    # CPU and page faults per GiB of the 64 KiB loopback path, with the allocator settings `mesh` uses and
+    # with glibc's defaults (see MeshTransport.ProcessAllocator).
+    "$ROOT/Benchmarks/.build/release/transport-cost" 65536 1 > "$OUT/run-$run-cost-tuned.txt"
+    STATEMESH_MALLOC_DEFAULTS=1 "$ROOT/Benchmarks/.build/release/transport-cost" 65536 1 \
+        > "$OUT/run-$run-cost-defaults.txt"
     "$OUT/sodium_bench" > "$OUT/run-$run-sodium-after.txt"
 done
 
@@ -46,18 +55,19 @@ import re, sys, statistics
 out, runs = sys.argv[1], int(sys.argv[2])
 
 def p50_throughput(text, name):
-    # package-benchmark markdown: a "### <name>" section, then a table whose
-    # "Throughput (# / s) (<scale>)" row holds p0 p25 p50 ... (scale K = 1e3, M = 1e6).
+    # package-benchmark markdown: a "### <name>" section, then a table whose "Time (wall clock) (<unit>)" row
+    # holds p0 p25 p50 ... per operation; operations per second = 1 / p50 time. (The suite reports times in
+    # nanoseconds: its "Throughput" row is rounded to whole units of its scale, e.g. 17 K ops/s, which for
+    # 64 KiB operations is a 6% step.)
     section = text.split(f"### {name}\n", 1)
     if len(section) < 2:
         return None
     for line in section[1].splitlines():
-        if line.startswith("| Throughput"):
+        if line.startswith("| Time (wall clock)"):
             cells = [c.strip() for c in line.strip("|").split("|")]
-            scale = {"K": 1e3, "M": 1e6, "G": 1e9}
-            unit = re.search(r"\((K|M|G)\)", cells[0])
-            factor = scale[unit.group(1)] if unit else 1
-            return float(cells[3].replace(",", "")) * factor
+            unit = re.search(r"\((ns|μs|us|ms|s)\)", cells[0]).group(1)
+            seconds = {"ns": 1e-9, "μs": 1e-6, "us": 1e-6, "ms": 1e-3, "s": 1.0}[unit]
+            return 1.0 / (float(cells[3].replace(",", "")) * seconds)
         if line.startswith("### "):
             break
     return None
@@ -123,4 +133,16 @@ for name, bytes_per_op, size in rows:
     c_ratios = [m / raw[size][i] for i, m in enumerate(mbps)]
     print(f"{name:32} {statistics.median(mbps):11.1f}  {'MB/s':12} {med(ratios):11.2f}x {med(c_ratios):8.2f}x  "
           + " ".join(f"{r:.2f}" if r is not None else "-" for r in ratios))
+
+def cost(run, setting):
+    text = open(f"{out}/run-{run}-cost-{setting}.txt").read()
+    found = re.search(r": ([0-9.]+) MB/s, ([0-9.]+) CPU s/GiB, ([0-9]+) minor faults/GiB", text)
+    return tuple(float(g) for g in found.groups()) if found else (None, None, None)
+
+print("transport-cost, 64 KiB loopback, 1 GiB per run (medians; per run in brackets):")
+for setting, label in (("tuned", "allocator as `mesh` sets it"), ("defaults", "glibc defaults")):
+    values = [cost(r, setting) for r in range(1, runs + 1)]
+    columns = list(zip(*values))
+    print(f"  {label:28} {med(columns[0]):7.1f} MB/s [{fmt(columns[0])}]  {med(columns[1]):.3f} CPU s/GiB"
+          f"  {med(columns[2]):.0f} faults/GiB [{fmt(columns[2])}]")
 PY

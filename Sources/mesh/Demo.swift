@@ -33,6 +33,7 @@ struct Demo: AsyncParsableCommand {
     }
 
     func run() async throws {
+        tuneAllocatorForNodes()
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = .error

@@ -21,6 +21,7 @@ struct Node: AsyncParsableCommand {
     var config: String
 
     func run() async throws {
+        tuneAllocatorForNodes()
         let file: NodeConfigFile
         let configuration: MeshNodeConfiguration
         let resp: RESPServerConfiguration?

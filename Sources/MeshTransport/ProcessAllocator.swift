@@ -1,0 +1,44 @@
+#if canImport(Glibc)
+import CMalloc
+#endif
+
+/// Process-wide settings of glibc's allocator for a node that streams large messages.
+///
+/// Every message the transport opens is a fresh array of up to one frame (64 KiB) or more, allocated on the
+/// session's event-loop thread and freed wherever the consumer drops it. With glibc's defaults, freeing such
+/// arrays often leaves more than the trim threshold (128 KiB, raised only when an `mmap`-served block
+/// happens to be freed) free at the top of the thread's heap, so glibc returns those pages to the kernel
+/// and the next messages fault them back in: up to ~100,000 page faults per GiB received, 10–15% of the
+/// CPU of a 64 KiB stream in this VM, varying from run to run with the allocation history. Fixing the
+/// thresholds keeps freed message memory in the heap for reuse.
+///
+/// This is a process-wide decision, so the library never makes it by itself: the `mesh` command applies
+/// it when it runs nodes (opt out with `STATEMESH_MALLOC_DEFAULTS=1`), and so do the transport
+/// benchmarks, which measure the node's configuration. An application embedding `MeshTransport` may call
+/// `tuneForStreaming()` once at startup, before its threads allocate much.
+public enum ProcessAllocator {
+    /// Free memory glibc may keep at the top of each heap before returning it to the kernel. Default 16 MiB
+    /// (the cost: up to this much resident memory per malloc arena that is not in use).
+    public static let defaultTrimThresholdByteCount = 16 << 20
+    /// Allocations from this size up are served by their own `mmap` (and unmapped when freed). Default
+    /// 4 MiB, above the transport's default message cap (1 MiB), so messages come from the heap.
+    public static let defaultMmapThresholdByteCount = 4 << 20
+
+    /// Applies the thresholds (glibc only). Returns false, changing nothing, on other C libraries or
+    /// when glibc refuses a value.
+    @discardableResult
+    public static func tuneForStreaming(
+        trimThresholdByteCount: Int = defaultTrimThresholdByteCount,
+        mmapThresholdByteCount: Int = defaultMmapThresholdByteCount
+    ) -> Bool {
+        #if canImport(Glibc)
+        guard let trim = Int32(exactly: trimThresholdByteCount), let mmap = Int32(exactly: mmapThresholdByteCount),
+            trim > 0, mmap > 0
+        else { return false }
+        // mallopt returns 1 on success. Setting either threshold also turns off glibc's dynamic adjustment.
+        return mallopt(M_MMAP_THRESHOLD, mmap) == 1 && mallopt(M_TRIM_THRESHOLD, trim) == 1
+        #else
+        return false
+        #endif
+    }
+}
