@@ -90,6 +90,7 @@ let package = Package(
                 .product(name: "MeshReplication", package: "StateMesh"),
                 .product(name: "MeshMembership", package: "StateMesh"),
                 .product(name: "MeshStorage", package: "StateMesh"),
+                .product(name: "MeshTransport", package: "StateMesh"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Sources/NodeBench",

@@ -11,6 +11,7 @@ import MeshMembership
 import MeshReplication
 import MeshSecurity
 import MeshStorage
+import MeshTransport
 import StateMesh
 
 struct Options {
@@ -63,6 +64,8 @@ LoggingSystem.bootstrap { label in
     handler.logLevel = .error
     return handler
 }
+// The allocator settings `mesh` runs its nodes with, unless STATEMESH_MALLOC_DEFAULTS=1 (ProcessAllocator).
+if ProcessInfo.processInfo.environment["STATEMESH_MALLOC_DEFAULTS"] != "1" { ProcessAllocator.tuneForStreaming() }
 let options = Options(CommandLine.arguments)
 let base = NSTemporaryDirectory() + "statemesh-node-bench-\(UInt32.random(in: 0...UInt32.max))"
 /// Removes the data directories (top-level `defer` does not run before `exit`).
