@@ -769,6 +769,17 @@ public actor MeshNode: Service {
         _ operation: WriteOperation, at address: MeshAddress, concern: WriteConcern = .local,
         requestsAcknowledgement: Bool = false
     ) throws(MeshError) -> (id: WriteID, waitsForReplicas: Bool) {
+        try writeLocally(
+            operation, to: address.path, in: address.domain, concern: concern,
+            requestsAcknowledgement: requestsAcknowledgement)
+    }
+
+    /// `writeLocally(_:at:concern:requestsAcknowledgement:)` for a key and domain that already form a
+    /// valid address (a front door that resolved them; no `MeshAddress` to build per write).
+    package func writeLocally(
+        _ operation: WriteOperation, to key: String, in domain: String, concern: WriteConcern = .local,
+        requestsAcknowledgement: Bool = false
+    ) throws(MeshError) -> (id: WriteID, waitsForReplicas: Bool) {
         guard phase == .running, replica != nil else { throw MeshError(.notRunning, "the node is not running") }
         if let storageFailure {
             throw MeshError(.storageFailed, "storage failed earlier: \(storageFailure)", cause: storageFailure)
@@ -777,7 +788,7 @@ public actor MeshNode: Service {
         do {
             // In place: a copy of the state machine would copy-on-write all of its state per write.
             outcome = try replica!.write(
-                operation, to: address.path, in: address.domain, concern: concern,
+                operation, to: key, in: domain, concern: concern,
                 requestsAcknowledgement: requestsAcknowledgement, now: now())
         } catch {
             throw MeshError(error)
