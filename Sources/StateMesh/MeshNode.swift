@@ -80,6 +80,8 @@ public actor MeshNode: Service {
     var nextReadID: UInt64 = 1
     var commitWaiters: [(MeshError?) -> Void] = []
     var isCommitScheduled = false
+    /// Whether a `.batched` group commit is scheduled on the loop (`scheduleBatchedCommit`).
+    var isBatchedCommitScheduled = false
     var subscribers: [UInt64: Subscriber] = [:]
     var nextSubscriberID: UInt64 = 1
     /// Peers whose traffic is dropped at this node (fault injection for tests of partitions).
@@ -165,14 +167,17 @@ public actor MeshNode: Service {
                 "data": "\(configuration.dataDirectory)",
             ])
 
+        // Ticks are timers of the node's own loop: a `Task.sleep` loop woke a thread of the global
+        // executor and hopped to the loop on every tick (~80 a second per node, idle or not).
+        let tickInterval = Self.tickInterval(of: configuration)
+        let ticker = eventLoop.scheduleRepeatedTask(initialDelay: tickInterval, delay: tickInterval) { _ in
+            self.assumeIsolated { node in node.tick() }
+        }
         await withGracefulShutdownHandler {
             await withTaskGroup(of: Void.self) { group in
                 group.addTask { await self.consumeInbound() }
-                group.addTask { await self.tickForever() }
-                if case .batched(let interval) = configuration.durability {
-                    group.addTask { await self.commitForever(every: .milliseconds(interval)) }
-                }
                 for await _ in signal { break }
+                ticker.cancel()
                 group.cancelAll()
             }
         } onGracefulShutdown: {
@@ -377,24 +382,31 @@ public actor MeshNode: Service {
 
     /// Ticks often enough for prompt pushes and probe timeouts; the state machines run their rounds
     /// on their own schedules (gossip interval, probe interval) whatever the tick rate.
-    private func tickForever() async {
+    /// How often the node ticks: a quarter of the gossip interval and of the probe timeout, 5 to 25 ms.
+    private static func tickInterval(of configuration: MeshNodeConfiguration) -> TimeAmount {
         let period = min(
             configuration.replication.gossipIntervalMilliseconds / 4, configuration.membership.probeTimeoutMilliseconds / 4,
             25)
-        let interval = Duration.milliseconds(Int64(max(period, 5)))
-        while !Task.isCancelled {
-            try? await Task.sleep(for: interval)
-            if Task.isCancelled { break }
-            tick()
+        return .milliseconds(Int64(max(period, 5)))
+    }
+
+    /// `.batched`: schedules the group commit of what was just journaled, one interval from now, unless
+    /// one is scheduled already. A commit is therefore never later than one interval after the first
+    /// change it covers (as with a commit every interval), and an idle node does not wake up for it.
+    private func scheduleBatchedCommit() {
+        guard !isBatchedCommitScheduled, case .batched(let interval) = configuration.durability else { return }
+        isBatchedCommitScheduled = true
+        eventLoop.scheduleTask(in: .milliseconds(Int64(interval))) {
+            self.assumeIsolated { node in node.commitBatch() }
         }
     }
 
-    private func commitForever(every interval: Duration) async {
-        while !Task.isCancelled {
-            try? await Task.sleep(for: interval)
-            if Task.isCancelled { break }
-            if hasUncommittedJournal { try? commitNow() }
-        }
+    private func commitBatch() {
+        isBatchedCommitScheduled = false
+        // Stopping commits what is left itself (`stop()`).
+        guard phase == .running else { return }
+        if hasUncommittedJournal { try? commitNow() }
+        // A commit that failed leaves the journal uncommitted: the node has failed and refuses writes.
     }
 
     func tick() {
@@ -598,6 +610,7 @@ public actor MeshNode: Service {
             throw MeshError(.storageFailed, "storage failed earlier: \(storageFailure)", cause: storageFailure)
         }
         guard let store else { throw MeshError(.notRunning, "storage is not open") }
+        defer { if hasUncommittedJournal { scheduleBatchedCommit() } }
         do {
             try change(store)
         } catch let error as StorageError {
@@ -617,6 +630,7 @@ public actor MeshNode: Service {
                     // Own writes gather into one row per commit; remote deltas keep a row each.
                     if !journalBatch.accepts(delivery.domain) { try flushJournalBatch() }
                     journalBatch.append(record, in: delivery.domain)
+                    scheduleBatchedCommit()
                     if journalBatch.isFull { try flushJournalBatch() }
                     ownWritesUncommitted = true
                 } else {
