@@ -167,17 +167,11 @@ public actor MeshNode: Service {
                 "data": "\(configuration.dataDirectory)",
             ])
 
-        // Ticks are timers of the node's own loop: a `Task.sleep` loop woke a thread of the global
-        // executor and hopped to the loop on every tick (~80 a second per node, idle or not).
-        let tickInterval = Self.tickInterval(of: configuration)
-        let ticker = eventLoop.scheduleRepeatedTask(initialDelay: tickInterval, delay: tickInterval) { _ in
-            self.assumeIsolated { node in node.tick() }
-        }
         await withGracefulShutdownHandler {
             await withTaskGroup(of: Void.self) { group in
                 group.addTask { await self.consumeInbound() }
+                group.addTask { await self.tickForever() }
                 for await _ in signal { break }
-                ticker.cancel()
                 group.cancelAll()
             }
         } onGracefulShutdown: {
@@ -382,12 +376,16 @@ public actor MeshNode: Service {
 
     /// Ticks often enough for prompt pushes and probe timeouts; the state machines run their rounds
     /// on their own schedules (gossip interval, probe interval) whatever the tick rate.
-    /// How often the node ticks: a quarter of the gossip interval and of the probe timeout, 5 to 25 ms.
-    private static func tickInterval(of configuration: MeshNodeConfiguration) -> TimeAmount {
+    private func tickForever() async {
         let period = min(
             configuration.replication.gossipIntervalMilliseconds / 4, configuration.membership.probeTimeoutMilliseconds / 4,
             25)
-        return .milliseconds(Int64(max(period, 5)))
+        let interval = Duration.milliseconds(Int64(max(period, 5)))
+        while !Task.isCancelled {
+            try? await Task.sleep(for: interval)
+            if Task.isCancelled { break }
+            tick()
+        }
     }
 
     /// `.batched`: schedules the group commit of what was just journaled, one interval from now, unless
