@@ -14,7 +14,9 @@ extension MeshNode {
 
     /// Reads through `inout`, in place: `replica?.value(...)` on the actor's stored property copied the
     /// whole state machine (a retain and a release of every field) on every read, twice per `INCR`.
-    private static func object(at key: String, in domain: String, of replica: inout ReplicaStateMachine?) -> ObjectValue? {
+    private static func object(
+        at key: String, in domain: String, of replica: inout ReplicaStateMachine?
+    ) -> ObjectValue? {
         replica?.value(of: key, in: domain)
     }
 

@@ -152,13 +152,15 @@ struct LocalWriteTests {
         var restored = ReplicaStateMachine(restoring: machine.persisted, peers: [b], seed: 1)
         var reader = replica(b, peers: [a])
         let repair = sends(
-            restored.receive(.graft(domain: "d", vector: VersionVector(), minimumEpoch: 0, joinsTree: false), from: b, now: at(1)))
+            restored.receive(
+                .graft(domain: "d", vector: VersionVector(), minimumEpoch: 0, joinsTree: false), from: b, now: at(1)))
         for (message, _) in repair { _ = reader.receive(message, from: a, now: at(2)) }
         #expect(reader.objects(in: "d") == machine.objects(in: "d"))
         // A repair of the open group itself carries all four writes too.
         var other = replica(c, peers: [a])
         let repaired = sends(
-            machine.receive(.graft(domain: "d", vector: VersionVector(), minimumEpoch: 0, joinsTree: false), from: c, now: t0))
+            machine.receive(
+                .graft(domain: "d", vector: VersionVector(), minimumEpoch: 0, joinsTree: false), from: c, now: t0))
         for (message, _) in repaired { _ = other.receive(message, from: a, now: t0) }
         #expect(other.objects(in: "d") == machine.objects(in: "d"))
         #expect(other.vector(of: "d") == machine.vector(of: "d"))
