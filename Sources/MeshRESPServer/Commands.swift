@@ -172,6 +172,8 @@ extension RESPConnectionHandler {
     /// Publishes the keyspace notification of a command's change to `key` (one per command and key, as
     /// Redis does; the node's own observer stays silent for writes made by commands).
     func notify(_ key: Key, _ event: String) {
+        // Most of the time nobody listens: no client name to build per write.
+        guard state.hasSubscribers else { return }
         state.notify(
             key: KeyNaming.clientName(domain: key.domain, key: key.key, defaultDomain: state.configuration.defaultDomain),
             event: event)
@@ -203,9 +205,9 @@ extension RESPConnectionHandler {
 
     /// Applies a write, remembering it for `WAIT`; a type conflict answers `WRONGTYPE`.
     func write(_ operation: WriteOperation, to key: Key, node: isolated MeshNode) throws(CommandError) {
-        let address = try key.address
+        // `resolve` made the key a valid address (non-empty key, a replicated domain).
         do {
-            let (id, _) = try node.writeLocally(operation, at: address, requestsAcknowledgement: true)
+            let (id, _) = try node.writeLocally(operation, to: key.key, in: key.domain, requestsAcknowledgement: true)
             lastWrites[key.domain] = id
             batchWrote = true
         } catch {

@@ -79,11 +79,12 @@ struct DeltaLog: Sendable {
         origins[origin] = log
     }
 
-    /// Whether the newest record of `origin` is also the newest record of the whole log
-    /// (so growing it keeps delivery order a causal order).
-    func isNewestOverall(_ origin: ReplicaID) -> Bool {
+    /// Whether the newest record of the whole log is `origin`'s and starts at `firstSequence`
+    /// (an open delta-group that may still grow: growing it keeps delivery order a causal order).
+    func isNewestOverall(_ origin: ReplicaID, firstSequence: UInt64) -> Bool {
         guard let log = origins[origin], log.entries.count > log.head else { return false }
-        return log.entries[log.entries.count - 1].deliveryIndex == nextIndex
+        let newest = log.entries[log.entries.count - 1]
+        return newest.deliveryIndex == nextIndex && newest.record.firstSequence == firstSequence
     }
 
     /// The newest record of `origin`, if any.

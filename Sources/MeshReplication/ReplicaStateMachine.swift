@@ -95,6 +95,9 @@ public struct ReplicaStateMachine: Sendable {
         var log = DeltaLog()
         var missing: [ReplicaID: Missing] = [:]
         var isGroupOpen = false
+        /// The open delta-group's writes, joined in place; its record in the log lags behind
+        /// until `materializeOpenGroup` (at close, or when the log is read as a whole).
+        var openGroup: OpenGroup?
         var pendingPush: [(record: DeltaRecord, sender: PeerID?)] = []
         /// `V` at the last flush, and what was delivered outside links since (repairs, snapshots).
         var lastFlushVector = VersionVector()
@@ -114,6 +117,66 @@ public struct ReplicaStateMachine: Sendable {
         var outOfOrderDrops = 0
 
         init(configuration: DomainConfiguration) { self.configuration = configuration }
+    }
+
+    /// The open delta-group of this replica's writes in one domain, joined write by write in
+    /// place. Re-encoding and re-joining the whole group into a new immutable `DeltaRecord` on
+    /// every write cost O(group) per write (a set or map group carries a dot per write, up to
+    /// `maximumGroupWrites`); the record is made once, when the group is read or closed.
+    struct OpenGroup: Sendable {
+        var firstSequence: UInt64
+        var lastSequence: UInt64
+        var timestamp: HLCTimestamp
+        var requestsAcknowledgement: Bool
+        /// Sorted by key; `values[i]` is the joined delta of `keys[i]`.
+        var keys: [String]
+        var values: [ObjectValue]
+        /// Whether writes were joined since the log's record was last made.
+        var isAheadOfLog = false
+
+        init(_ record: DeltaRecord) {
+            firstSequence = record.firstSequence
+            lastSequence = record.lastSequence
+            timestamp = record.timestamp
+            requestsAcknowledgement = record.requestsAcknowledgement
+            keys = record.updates.map(\.key)
+            values = record.updates.map(\.value)
+        }
+
+        var writeCount: UInt64 { lastSequence - firstSequence + 1 }
+
+        /// Joins the next write (sequence `lastSequence + 1`) into the group, in place.
+        mutating func join(
+            _ update: KeyedDelta, sequence: UInt64, timestamp recordTimestamp: HLCTimestamp,
+            requestsAcknowledgement wantsAcknowledgement: Bool
+        ) {
+            lastSequence = sequence
+            timestamp = max(timestamp, recordTimestamp)
+            requestsAcknowledgement = requestsAcknowledgement || wantsAcknowledgement
+            var low = 0
+            var high = keys.count
+            while low < high {
+                let mid = (low + high) / 2
+                if keys[mid] < update.key { low = mid + 1 } else { high = mid }
+            }
+            if low < keys.count && keys[low] == update.key {
+                values[low].merge(update.value)
+            } else {
+                keys.insert(update.key, at: low)
+                values.insert(update.value, at: low)
+            }
+            isAheadOfLog = true
+        }
+
+        /// The group as a record.
+        func record(origin: ReplicaID) -> DeltaRecord {
+            var updates: [KeyedDelta] = []
+            updates.reserveCapacity(keys.count)
+            for position in keys.indices { updates.append(KeyedDelta(key: keys[position], value: values[position])) }
+            return DeltaRecord(
+                origin: origin, firstSequence: firstSequence, lastSequence: lastSequence, timestamp: timestamp,
+                requestsAcknowledgement: requestsAcknowledgement, updates: updates)
+        }
     }
 
     struct PendingWrite: Sendable {
@@ -225,8 +288,15 @@ public struct ReplicaStateMachine: Sendable {
         PersistedReplica(
             replicaID: replicaID, latestTimestamp: clock.latest, lastEpoch: lastEpoch,
             domains: domains.map {
-                PersistedReplica.Domain(
-                    configuration: $0.configuration, objects: $0.objects, vector: $0.vector, log: $0.log)
+                // The open group's writes joined since its record was made belong in the log too.
+                var log = $0.log
+                if let group = $0.openGroup, group.isAheadOfLog,
+                    log.last(of: replicaID)?.firstSequence == group.firstSequence
+                {
+                    log.replaceLast(of: replicaID, with: group.record(origin: replicaID))
+                }
+                return PersistedReplica.Domain(
+                    configuration: $0.configuration, objects: $0.objects, vector: $0.vector, log: log)
             })
     }
 
@@ -403,21 +473,15 @@ public struct ReplicaStateMachine: Sendable {
         guard let index = domainIndex[domain] else {
             throw ReplicationError(.unknownDomain, "domain \(domain) is not replicated here")
         }
-        if let existing = domains[index].objects[key], existing.type != operation.objectType {
-            throw ReplicationError(
-                .typeMismatch, "\(domain)/\(key) holds a \(existing.type), not a \(operation.objectType)")
-        }
-        if concern != .local && pendingWrites.count >= configuration.maximumPendingWrites {
-            throw ReplicationError(.limitExceeded, "\(pendingWrites.count) writes already wait for their concern")
-        }
-        if let existing = domains[index].objects[key], operation.wouldOverflow(existing, at: replicaID) {
-            throw ReplicationError(.limitExceeded, "\(domain)/\(key) has no events of this replica left to issue")
-        }
-        if domains[index].vector[replicaID] == UInt64.max {
-            throw ReplicationError(.limitExceeded, "domain \(domain) has no sequence numbers left for this replica")
+        // Taken out of the table first (in place), then checked: reading `domains[index].objects[key]`
+        // in a condition copied the whole `Domain` value (and destroyed the copy) twice per write.
+        let existing = domains[index].objects.removeValue(forKey: key)
+        if let failure = refusal(of: operation, on: existing, key: key, domain: index, concern: concern) {
+            if let existing { domains[index].objects[key] = existing }
+            throw failure
         }
         let timestamp = clock.now(physicalMilliseconds: now.milliseconds)
-        var object = domains[index].objects.removeValue(forKey: key) ?? .bottom(of: operation.objectType)
+        var object = existing ?? .bottom(of: operation.objectType)
         let delta = operation.apply(to: &object, at: replicaID, timestamp: timestamp)
         domains[index].objects[key] = object
         let sequence = domains[index].vector.increment(replicaID).counter
@@ -432,25 +496,23 @@ public struct ReplicaStateMachine: Sendable {
             origin: replicaID, firstSequence: sequence, lastSequence: sequence, timestamp: recordTimestamp,
             requestsAcknowledgement: wantsAcknowledgement, updates: [update])
         // Join the open delta-group only if nothing was delivered since it opened: a group
-        // must not jump ahead of a remote delta one of its writes observed.
+        // must not jump ahead of a remote delta one of its writes observed. The group is joined
+        // in place; its record is made when it closes or the log is read (`materializeOpenGroup`).
         if configuration.joinsLocalWrites, domains[index].isGroupOpen,
-            domains[index].log.isNewestOverall(replicaID),
-            let open = domains[index].log.last(of: replicaID), open.lastSequence == sequence - 1,
-            open.writeCount < UInt64(configuration.maximumGroupWrites)
+            let group = domains[index].openGroup, group.lastSequence == sequence - 1,
+            group.writeCount < UInt64(configuration.maximumGroupWrites),
+            domains[index].log.isNewestOverall(replicaID, firstSequence: group.firstSequence)
         {
-            let joined = DeltaRecord(
-                origin: replicaID, firstSequence: open.firstSequence, lastSequence: sequence,
-                timestamp: max(open.timestamp, recordTimestamp),
-                requestsAcknowledgement: open.requestsAcknowledgement || wantsAcknowledgement,
-                updates: Self.join(open.updates, update))
-            domains[index].log.replaceLast(of: replicaID, with: joined)
+            domains[index].openGroup!.join(
+                update, sequence: sequence, timestamp: recordTimestamp, requestsAcknowledgement: wantsAcknowledgement)
         } else {
-            if domains[index].isGroupOpen, let open = domains[index].log.last(of: replicaID) {
+            if domains[index].isGroupOpen, let open = materializeOpenGroup(domain: index) {
                 // The open group is closed by this write: it still has to be pushed.
                 domains[index].pendingPush.append((open, nil))
             }
             domains[index].log.append(single, at: now)
             domains[index].isGroupOpen = true
+            if configuration.joinsLocalWrites { domains[index].openGroup = OpenGroup(single) }
         }
         domains[index].log.enforce(
             maximumCount: configuration.maximumLogDeltas, maximumBytes: configuration.maximumLogBytes)
@@ -477,6 +539,28 @@ public struct ReplicaStateMachine: Sendable {
         return WriteOutcome(
             id: id, timestamp: timestamp, deltaByteCount: single.encodedByteCount - header,
             recordByteCount: single.encodedByteCount, actions: actions)
+    }
+
+    /// Why `operation` may not be written over `existing` (the object at `key` of domain `index`), or `nil`.
+    private func refusal(
+        of operation: WriteOperation, on existing: ObjectValue?, key: String, domain index: Int, concern: WriteConcern
+    ) -> ReplicationError? {
+        // The domain's name only on a refusal (reading it on every write costs a copy of it).
+        var domain: String { domains[index].configuration.name }
+        if let existing, existing.type != operation.objectType {
+            return ReplicationError(
+                .typeMismatch, "\(domain)/\(key) holds a \(existing.type), not a \(operation.objectType)")
+        }
+        if concern != .local && pendingWrites.count >= configuration.maximumPendingWrites {
+            return ReplicationError(.limitExceeded, "\(pendingWrites.count) writes already wait for their concern")
+        }
+        if let existing, operation.wouldOverflow(existing, at: replicaID) {
+            return ReplicationError(.limitExceeded, "\(domain)/\(key) has no events of this replica left to issue")
+        }
+        if domains[index].vector[replicaID] == UInt64.max {
+            return ReplicationError(.limitExceeded, "domain \(domain) has no sequence numbers left for this replica")
+        }
+        return nil
     }
 
     /// Reads `key` of `domain` from `replicas` replicas (this one included), joining their states.
@@ -1190,9 +1274,25 @@ public struct ReplicaStateMachine: Sendable {
     private mutating func closeOpenGroup(domain index: Int) {
         guard domains[index].isGroupOpen else { return }
         domains[index].isGroupOpen = false
-        if let open = domains[index].log.last(of: replicaID) {
+        if let open = materializeOpenGroup(domain: index) {
             domains[index].pendingPush.append((open, nil))
         }
+    }
+
+    /// Brings the log's record of the open delta-group up to date with the writes joined since
+    /// it was made, forgets the group, and returns this replica's newest record in the log (the
+    /// group's, unless the log's cap evicted it, as before groups were joined in place).
+    private mutating func materializeOpenGroup(domain index: Int) -> DeltaRecord? {
+        guard let group = domains[index].openGroup else { return domains[index].log.last(of: replicaID) }
+        domains[index].openGroup = nil
+        guard group.isAheadOfLog, domains[index].log.last(of: replicaID)?.firstSequence == group.firstSequence else {
+            return domains[index].log.last(of: replicaID)
+        }
+        let record = group.record(origin: replicaID)
+        domains[index].log.replaceLast(of: replicaID, with: record)
+        domains[index].log.enforce(
+            maximumCount: configuration.maximumLogDeltas, maximumBytes: configuration.maximumLogBytes)
+        return domains[index].log.last(of: replicaID)
     }
 
     private mutating func flush(now: Instant, into actions: inout [ReplicationAction]) {
@@ -1416,24 +1516,6 @@ public struct ReplicaStateMachine: Sendable {
     private mutating func makeEager(_ peer: PeerID) {
         removeSorted(peer, from: &lazyPeers)
         insertSorted(peer, into: &eagerPeers)
-    }
-
-    static func join(_ updates: [KeyedDelta], _ update: KeyedDelta) -> [KeyedDelta] {
-        var result = updates
-        var low = 0
-        var high = result.count
-        while low < high {
-            let mid = (low + high) / 2
-            if result[mid].key < update.key { low = mid + 1 } else { high = mid }
-        }
-        if low < result.count && result[low].key == update.key {
-            var value = result[low].value
-            value.merge(update.value)
-            result[low] = KeyedDelta(key: update.key, value: value)
-        } else {
-            result.insert(update, at: low)
-        }
-        return result
     }
 
     /// Entries of `vector` (other than this replica's) above `previous`.

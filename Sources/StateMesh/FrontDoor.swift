@@ -9,6 +9,14 @@ import MeshReplication
 extension MeshNode {
     /// The object at `key` of `domain`, or `nil`.
     package func object(at key: String, in domain: String) -> ObjectValue? {
+        Self.object(at: key, in: domain, of: &replica)
+    }
+
+    /// Reads through `inout`, in place: `replica?.value(...)` on the actor's stored property copied the
+    /// whole state machine (a retain and a release of every field) on every read, twice per `INCR`.
+    private static func object(
+        at key: String, in domain: String, of replica: inout ReplicaStateMachine?
+    ) -> ObjectValue? {
         replica?.value(of: key, in: domain)
     }
 

@@ -80,6 +80,8 @@ public actor MeshNode: Service {
     var nextReadID: UInt64 = 1
     var commitWaiters: [(MeshError?) -> Void] = []
     var isCommitScheduled = false
+    /// Whether a `.batched` group commit is scheduled on the loop (`scheduleBatchedCommit`).
+    var isBatchedCommitScheduled = false
     var subscribers: [UInt64: Subscriber] = [:]
     var nextSubscriberID: UInt64 = 1
     /// Peers whose traffic is dropped at this node (fault injection for tests of partitions).
@@ -169,9 +171,6 @@ public actor MeshNode: Service {
             await withTaskGroup(of: Void.self) { group in
                 group.addTask { await self.consumeInbound() }
                 group.addTask { await self.tickForever() }
-                if case .batched(let interval) = configuration.durability {
-                    group.addTask { await self.commitForever(every: .milliseconds(interval)) }
-                }
                 for await _ in signal { break }
                 group.cancelAll()
             }
@@ -389,12 +388,23 @@ public actor MeshNode: Service {
         }
     }
 
-    private func commitForever(every interval: Duration) async {
-        while !Task.isCancelled {
-            try? await Task.sleep(for: interval)
-            if Task.isCancelled { break }
-            if hasUncommittedJournal { try? commitNow() }
+    /// `.batched`: schedules the group commit of what was just journaled, one interval from now, unless
+    /// one is scheduled already. A commit is therefore never later than one interval after the first
+    /// change it covers (as with a commit every interval), and an idle node does not wake up for it.
+    private func scheduleBatchedCommit() {
+        guard !isBatchedCommitScheduled, case .batched(let interval) = configuration.durability else { return }
+        isBatchedCommitScheduled = true
+        eventLoop.scheduleTask(in: .milliseconds(Int64(interval))) {
+            self.assumeIsolated { node in node.commitBatch() }
         }
+    }
+
+    private func commitBatch() {
+        isBatchedCommitScheduled = false
+        // Stopping commits what is left itself (`stop()`).
+        guard phase == .running else { return }
+        if hasUncommittedJournal { try? commitNow() }
+        // A commit that failed leaves the journal uncommitted: the node has failed and refuses writes.
     }
 
     func tick() {
@@ -598,6 +608,7 @@ public actor MeshNode: Service {
             throw MeshError(.storageFailed, "storage failed earlier: \(storageFailure)", cause: storageFailure)
         }
         guard let store else { throw MeshError(.notRunning, "storage is not open") }
+        defer { if hasUncommittedJournal { scheduleBatchedCommit() } }
         do {
             try change(store)
         } catch let error as StorageError {
@@ -617,6 +628,7 @@ public actor MeshNode: Service {
                     // Own writes gather into one row per commit; remote deltas keep a row each.
                     if !journalBatch.accepts(delivery.domain) { try flushJournalBatch() }
                     journalBatch.append(record, in: delivery.domain)
+                    scheduleBatchedCommit()
                     if journalBatch.isFull { try flushJournalBatch() }
                     ownWritesUncommitted = true
                 } else {
@@ -769,6 +781,17 @@ public actor MeshNode: Service {
         _ operation: WriteOperation, at address: MeshAddress, concern: WriteConcern = .local,
         requestsAcknowledgement: Bool = false
     ) throws(MeshError) -> (id: WriteID, waitsForReplicas: Bool) {
+        try writeLocally(
+            operation, to: address.path, in: address.domain, concern: concern,
+            requestsAcknowledgement: requestsAcknowledgement)
+    }
+
+    /// `writeLocally(_:at:concern:requestsAcknowledgement:)` for a key and domain that already form a
+    /// valid address (a front door that resolved them; no `MeshAddress` to build per write).
+    package func writeLocally(
+        _ operation: WriteOperation, to key: String, in domain: String, concern: WriteConcern = .local,
+        requestsAcknowledgement: Bool = false
+    ) throws(MeshError) -> (id: WriteID, waitsForReplicas: Bool) {
         guard phase == .running, replica != nil else { throw MeshError(.notRunning, "the node is not running") }
         if let storageFailure {
             throw MeshError(.storageFailed, "storage failed earlier: \(storageFailure)", cause: storageFailure)
@@ -777,7 +800,7 @@ public actor MeshNode: Service {
         do {
             // In place: a copy of the state machine would copy-on-write all of its state per write.
             outcome = try replica!.write(
-                operation, to: address.path, in: address.domain, concern: concern,
+                operation, to: key, in: domain, concern: concern,
                 requestsAcknowledgement: requestsAcknowledgement, now: now())
         } catch {
             throw MeshError(error)

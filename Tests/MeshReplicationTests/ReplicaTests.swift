@@ -134,6 +134,52 @@ struct LocalWriteTests {
         #expect(counterValue(other, "x") == 5)
     }
 
+    @Test("a delta-group joined in place is whole in the log when read before its flush: checkpoint and repair")
+    func openGroupIsWholeWhenRead() throws {
+        var machine = replica(a, peers: [b])
+        for member in ["e", "f", "g"] { _ = try machine.write(.insert(member), to: "s", in: "d", now: t0) }
+        _ = try machine.write(.setField("f", "1"), to: "m", in: "d", now: t0)
+        // A checkpoint of the open group holds all four writes.
+        let logged = machine.persisted.domains[0].log.allRecords()
+        #expect(logged.count == 1)
+        #expect(logged.first?.firstSequence == 1 && logged.first?.lastSequence == 4)
+        guard case .set(let members)? = logged.first?.updates.first(where: { $0.key == "s" })?.value else {
+            Issue.record("the group's set delta is missing")
+            return
+        }
+        #expect(members.elements.sorted() == ["e", "f", "g"])
+        // A replica restored from that checkpoint serves the whole group to a peer that lacks it.
+        var restored = ReplicaStateMachine(restoring: machine.persisted, peers: [b], seed: 1)
+        var reader = replica(b, peers: [a])
+        let repair = sends(
+            restored.receive(
+                .graft(domain: "d", vector: VersionVector(), minimumEpoch: 0, joinsTree: false), from: b, now: at(1)))
+        for (message, _) in repair { _ = reader.receive(message, from: a, now: at(2)) }
+        #expect(reader.objects(in: "d") == machine.objects(in: "d"))
+        // A repair of the open group itself carries all four writes too.
+        var other = replica(c, peers: [a])
+        let repaired = sends(
+            machine.receive(
+                .graft(domain: "d", vector: VersionVector(), minimumEpoch: 0, joinsTree: false), from: c, now: t0))
+        for (message, _) in repaired { _ = other.receive(message, from: a, now: t0) }
+        #expect(other.objects(in: "d") == machine.objects(in: "d"))
+        #expect(other.vector(of: "d") == machine.vector(of: "d"))
+        #expect(machine.invariantViolation() == nil)
+    }
+
+    @Test("a delta-group keeps joining writes of one key in place and is pushed whole, up to the group bound")
+    func groupBound() throws {
+        var machine = replica(a, peers: [b]) { $0.maximumGroupWrites = 4 }
+        for step in 0..<10 { _ = try machine.write(.setField("f\(step % 3)", "\(step)"), to: "m", in: "d", now: t0) }
+        let records = pushedRecords(machine.tick(now: t0))
+        #expect(records.map(\.firstSequence) == [1, 5, 9])
+        #expect(records.map(\.lastSequence) == [4, 8, 10])
+        var reader = replica(b, peers: [a])
+        _ = reader.receive(push(records), from: a, now: t0)
+        #expect(reader.objects(in: "d") == machine.objects(in: "d"))
+        #expect(machine.invariantViolation() == nil)
+    }
+
     @Test("every object type takes its operations and a remote replica converges to the same values")
     func everyType() throws {
         var writer = replica(a, peers: [b])

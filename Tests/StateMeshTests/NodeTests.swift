@@ -138,6 +138,26 @@ struct NodeTests {
         await cluster.stopAll()
     }
 
+    /// In `batched` mode a write is committed about one interval after it was journaled with nothing else
+    /// happening, and an idle node does not commit (its commits are scheduled by what it journals).
+    @Test func batchedWriteCommitsWithinTheIntervalAndIdleNodeDoesNot() async throws {
+        let cluster = try Cluster(count: 1) { $0.durability = .batched(intervalMilliseconds: 40) }
+        defer { cluster.removeDirectories() }
+        try await cluster.startAll()
+        let node = cluster.node(0)
+        try await Task.sleep(for: .milliseconds(200))
+        let before = await node.status().storageCommits
+        try await node.counter("fabric://default/hits").increment()
+        #expect(await eventually(timeout: .seconds(2)) { await node.status().storageCommits > before })
+        let settled = await node.status().storageCommits
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(await node.status().storageCommits == settled)
+        await cluster.stop(0)
+        try await cluster.start(0)
+        #expect(try await cluster.node(0).counter("fabric://default/hits").value() == 1)
+        await cluster.stopAll()
+    }
+
     /// A consumer resumes from the position of any single write, even one inside a journal row that gathered
     /// several writes: after a restart it gets exactly the writes after that position, once each.
     @Test func subscriberResumesInsideAJournalRow() async throws {
