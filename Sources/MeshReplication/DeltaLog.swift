@@ -31,6 +31,13 @@ struct DeltaLog: Sendable {
             return popFront()
         }
 
+        /// `popFront(ifDeliveredAt:)`, and whether no live entry is left after it (one table
+        /// lookup for both when called through the table's optional chaining).
+        mutating func popFrontReportingEmpty(ifDeliveredAt deliveryIndex: UInt64) -> (Entry, Bool)? {
+            guard let entry = popFront(ifDeliveredAt: deliveryIndex) else { return nil }
+            return (entry, isEmpty)
+        }
+
         /// Removes the oldest live entry. Dead entries are dropped once they are at least half of
         /// the array, so an origin's array holds at most twice its live entries (plus one): at a
         /// thousand origins per log, a fixed allowance of dead entries per origin held more memory
@@ -98,11 +105,11 @@ struct DeltaLog: Sendable {
             let (origin, index) = order[orderHead]
             orderHead += 1
             // Changed in place in the table (one lookup; the entries stay uniquely referenced).
-            guard let entry = origins[origin]?.popFront(ifDeliveredAt: index) else { continue }
+            guard let (entry, isEmpty) = origins[origin]?.popFrontReportingEmpty(ifDeliveredAt: index) else { continue }
             count -= 1
             byteCount -= entry.record.encodedByteCount
             evictedCount += 1
-            if origins[origin]?.isEmpty == true { origins[origin] = nil }
+            if isEmpty { origins[origin] = nil }
         }
         compactOrder()
     }

@@ -1,3 +1,4 @@
+import Dispatch
 import MeshCRDT
 import MeshReplication
 
@@ -126,6 +127,8 @@ public struct Simulation {
     /// every message's records on every step cost a fifth of a large run).
     var currentEvent: EventKind?
     var convergedAt: UInt64?
+    /// Batches of events stepped on several threads (see `handleBatch`).
+    var parallelBatches = 0
 
     /// Prepares a run of `scenario`.
     public init(_ scenario: Scenario, script: [UInt8] = []) {
@@ -190,10 +193,26 @@ public struct Simulation {
         schedule(at: healAt, .heal)
 
         let deadline = healAt + UInt64(scenario.healIntervals) * interval
+        let threads = scenario.effectiveThreads
+        var batch: [Event] = []
         while let event = popEvent() {
             if event.time > deadline { break }
             now = event.time
-            handle(event.kind)
+            if threads > 1 && event.kind.touchesOneReplica {
+                // Every delivery and tick of this millisecond that is queued now, up to the next
+                // other event: each changes one replica only, so they step in parallel and their
+                // actions are carried out in queue order (see `handleBatch`).
+                batch.removeAll(keepingCapacity: true)
+                batch.append(event)
+                while let next = heap.first, next.time == now, pendingEvents[Int(next.slot)]?.touchesOneReplica == true,
+                    let popped = popEvent()
+                {
+                    batch.append(popped)
+                }
+                if batch.count == 1 { handle(event.kind) } else { handleBatch(batch, threads: threads) }
+            } else {
+                handle(event.kind)
+            }
             if convergedAt != nil { break }
         }
         finish()
@@ -286,25 +305,16 @@ public struct Simulation {
 
     mutating func handle(_ kind: EventKind) {
         switch kind {
-        case .message(let from, let to, let payload):
-            report.messagesDelivered += 1
-            currentEvent = kind
+        case .message(_, let to, _):
+            beginStep(kind)
             guard replicas[to] != nil else { return }
-            let at = instant(for: to)
-            let actions: [ReplicationAction]
-            switch payload {
-            case .message(let message): actions = replicas[to]!.receive(message, from: peerIDs[from], now: at)
-            case .bytes(let bytes): actions = replicas[to]!.receive(bytes, from: peerIDs[from], now: at)
-            }
-            perform(actions, at: to)
-            afterStep(node: to)
+            let step = Self.step(kind, replica: &replicas[to]!, context: stepContext)
+            finishStep(step, at: to)
         case .tick(let node):
-            currentEvent = kind
-            schedule(at: now + max(1, scenario.intervalMilliseconds / scenario.flushesPerInterval), .tick(node))
+            beginStep(kind)
             guard replicas[node] != nil else { return }
-            let actions = replicas[node]!.tick(now: instant(for: node))
-            perform(actions, at: node)
-            afterStep(node: node)
+            let step = Self.step(kind, replica: &replicas[node]!, context: stepContext)
+            finishStep(step, at: node)
         case .write:
             issueWrite()
             if writesIssued < scenario.writes {
@@ -354,25 +364,147 @@ public struct Simulation {
         report.restarts += 1
     }
 
-    mutating func afterStep(node: Int) {
-        guard let replica = replicas[node] else { return }
-        for (position, domain) in domainConfigurations.enumerated() {
+    // MARK: Stepping replicas
+
+    /// What stepping a replica needs besides the replica: read-only, so parallel steps share it.
+    struct StepContext: @unchecked Sendable {
+        let peerIDs: [PeerID]
+        let skew: [Int64]
+        let epochMilliseconds: UInt64
+        let now: UInt64
+        let scenario: Scenario
+        let domainConfigurations: [DomainConfiguration]
+
+        func instant(for node: Int) -> Instant {
+            Instant(milliseconds: UInt64(Int64(epochMilliseconds + now) + skew[node]))
+        }
+    }
+
+    /// One replica's step (a delivery or a tick): its actions and its sizes right after it, which
+    /// the caller carries out and checks in event order.
+    struct Step {
+        var actions: [ReplicationAction] = []
+        var bufferedCount = 0
+        var bufferedBytes = 0
+        var logCount = 0
+        var logBytes = 0
+        /// Failures found right after the step (caps exceeded, broken internal invariants), each
+        /// to follow "node N" in the failure message.
+        var problems: [String] = []
+    }
+
+    var stepContext: StepContext {
+        StepContext(
+            peerIDs: peerIDs, skew: skew, epochMilliseconds: epochMilliseconds, now: now, scenario: scenario,
+            domainConfigurations: domainConfigurations)
+    }
+
+    /// Steps `replica` through a `.message` or `.tick` event; touches nothing else.
+    static func step(_ kind: EventKind, replica: inout ReplicaStateMachine, context: StepContext) -> Step {
+        var step = Step()
+        switch kind {
+        case .message(let from, let to, .message(let message)):
+            step.actions = replica.receive(message, from: context.peerIDs[from], now: context.instant(for: to))
+        case .message(let from, let to, .bytes(let bytes)):
+            step.actions = replica.receive(bytes, from: context.peerIDs[from], now: context.instant(for: to))
+        case .tick(let node):
+            step.actions = replica.tick(now: context.instant(for: node))
+        default:
+            preconditionFailure("only deliveries and ticks step one replica")
+        }
+        let scenario = context.scenario
+        for (position, domain) in context.domainConfigurations.enumerated() {
             // The sizes alone: `metrics(of:)` looks the domain up by name and copies its stable vector.
             let sizes = replica.sizes(ofDomainAt: position)
-            report.maxCausalBuffer = max(report.maxCausalBuffer, sizes.bufferedCount)
-            report.maxCausalBufferBytes = max(report.maxCausalBufferBytes, sizes.bufferedBytes)
-            report.maxLogBytes = max(report.maxLogBytes, sizes.logBytes)
-            report.maxLogDeltas = max(report.maxLogDeltas, sizes.logCount)
+            step.bufferedCount = max(step.bufferedCount, sizes.bufferedCount)
+            step.bufferedBytes = max(step.bufferedBytes, sizes.bufferedBytes)
+            step.logBytes = max(step.logBytes, sizes.logBytes)
+            step.logCount = max(step.logCount, sizes.logCount)
             if sizes.bufferedCount > scenario.replication.maximumBufferedDeltas || sizes.bufferedBytes > scenario.replication.maximumBufferedBytes
                 || sizes.logCount > scenario.replication.maximumLogDeltas || sizes.logBytes > scenario.replication.maximumLogBytes
             {
-                report.capViolations += 1
-                fail("node \(node) \(domain.name) over a cap: \(String(describing: replica.metrics(of: domain.name)))")
+                step.problems.append(" \(domain.name) over a cap: \(String(describing: replica.metrics(of: domain.name)))")
             }
         }
-        if scenario.checksEveryStep, let problem = replica.invariantViolation() {
+        if scenario.checksEveryStep, let problem = replica.invariantViolation() { step.problems.append(": \(problem)") }
+        return step
+    }
+
+    /// The simulator's own part of a `.message` or `.tick` event before the replica steps.
+    mutating func beginStep(_ kind: EventKind) {
+        currentEvent = kind
+        switch kind {
+        case .message: report.messagesDelivered += 1
+        case .tick(let node):
+            schedule(at: now + max(1, scenario.intervalMilliseconds / scenario.flushesPerInterval), .tick(node))
+        default: break
+        }
+    }
+
+    /// Carries out a replica's step at `node` and checks its sizes.
+    mutating func finishStep(_ step: Step, at node: Int) {
+        perform(step.actions, at: node)
+        report.maxCausalBuffer = max(report.maxCausalBuffer, step.bufferedCount)
+        report.maxCausalBufferBytes = max(report.maxCausalBufferBytes, step.bufferedBytes)
+        report.maxLogBytes = max(report.maxLogBytes, step.logBytes)
+        report.maxLogDeltas = max(report.maxLogDeltas, step.logCount)
+        for problem in step.problems {
             report.capViolations += 1
-            fail("node \(node): \(problem)")
+            fail("node \(node)\(problem)")
+        }
+    }
+
+    /// Handles `batch`, deliveries and ticks of one millisecond in queue order, as `handle` would
+    /// one by one, with the replicas stepped on `threads` threads first.
+    ///
+    /// A step changes only its replica and reads only the event and `stepContext`; everything
+    /// else (the generator, the queue, the checker, the report) changes only while the steps'
+    /// actions are carried out, one event after another in queue order. So the run is the same
+    /// as a sequential one, report and seed replay included, whatever the thread count. A
+    /// replica's own events stay in queue order on one thread.
+    mutating func handleBatch(_ batch: [Event], threads: Int) {
+        // Events grouped by replica, each group in queue order.
+        let nodes = batch.map { event -> Int in
+            switch event.kind {
+            case .message(_, let to, _): return to
+            case .tick(let node): return node
+            default: preconditionFailure("only deliveries and ticks are batched")
+            }
+        }
+        let byNode = batch.indices.sorted { nodes[$0] != nodes[$1] ? nodes[$0] < nodes[$1] : $0 < $1 }
+        var groupStarts: [Int] = []
+        for position in byNode.indices where position == 0 || nodes[byNode[position]] != nodes[byNode[position - 1]] {
+            groupStarts.append(position)
+        }
+        groupStarts.append(byNode.count)
+        parallelBatches += 1
+        let starts = groupStarts
+        var steps = [Step?](repeating: nil, count: batch.count)
+        let context = stepContext
+        steps.withUnsafeMutableBufferPointer { stepBuffer in
+            replicas.withUnsafeMutableBufferPointer { replicaBuffer in
+                let shared = SharedBuffers(steps: stepBuffer, replicas: replicaBuffer)
+                let groups = starts.count - 1
+                // A few groups per work item: dispatching each tiny group costs more than it runs.
+                let chunk = max(1, groups / (threads * 8))
+                let items = (groups + chunk - 1) / chunk
+                DispatchQueue.concurrentPerform(iterations: items) { item in
+                    for group in (item * chunk)..<min(groups, (item + 1) * chunk) {
+                        for position in starts[group]..<starts[group + 1] {
+                            let index = byNode[position]
+                            let node = nodes[index]
+                            // Each node belongs to one group, so no two threads touch one replica or slot.
+                            guard shared.replicas[node] != nil else { continue }
+                            shared.steps[index] = Self.step(batch[index].kind, replica: &shared.replicas[node]!, context: context)
+                        }
+                    }
+                }
+            }
+        }
+        for (index, event) in batch.enumerated() {
+            beginStep(event.kind)
+            guard let step = steps[index] else { continue }
+            finishStep(step, at: nodes[index])
         }
     }
 
@@ -701,14 +833,34 @@ public struct Simulation {
             expected[Int(write.domain)][Int(write.node)] = max(
                 expected[Int(write.domain)][Int(write.node)], write.sequence)
         }
+        let threads = scenario.effectiveThreads
         for (domainNumber, domain) in domainConfigurations.enumerated() {
             let vector = reference.vector(of: domain.name) ?? VersionVector()
             let objects = reference.objects(in: domain.name) ?? [:]
+            // Every replica against node 0, on `threads` threads (read-only); reported in node order.
+            var differences = [(vector: Bool, state: Bool)](repeating: (false, false), count: live.count)
+            differences.withUnsafeMutableBufferPointer { buffer in
+                let results = SharedResults(buffer: buffer)
+                let chunk = max(1, (live.count + 4 * threads - 1) / (4 * threads))
+                let compare: @Sendable (Int) -> Void = { item in
+                    for node in (item * chunk)..<min(live.count, (item + 1) * chunk) where node > 0 {
+                        results.buffer[node] = (
+                            live[node].vector(of: domain.name) != vector, live[node].objects(in: domain.name) != objects
+                        )
+                    }
+                }
+                let items = (live.count + chunk - 1) / chunk
+                if threads > 1 {
+                    DispatchQueue.concurrentPerform(iterations: items, execute: compare)
+                } else {
+                    for item in 0..<items { compare(item) }
+                }
+            }
             for node in 1..<live.count {
-                if live[node].vector(of: domain.name) != vector {
+                if differences[node].vector {
                     fail("\(domain.name): node \(node) vector \(String(describing: live[node].vector(of: domain.name))) differs from \(vector)")
                 }
-                if live[node].objects(in: domain.name) != objects {
+                if differences[node].state {
                     fail("\(domain.name): node \(node) state differs from node 0")
                 }
             }
@@ -762,6 +914,27 @@ public struct Simulation {
 }
 
 
+
+/// The buffers parallel steps write, each slot by one thread only (see `Simulation.handleBatch`).
+struct SharedBuffers: @unchecked Sendable {
+    let steps: UnsafeMutableBufferPointer<Simulation.Step?>
+    let replicas: UnsafeMutableBufferPointer<ReplicaStateMachine?>
+}
+
+/// Per-replica results of the final comparison, each slot written by one thread only.
+struct SharedResults: @unchecked Sendable {
+    let buffer: UnsafeMutableBufferPointer<(vector: Bool, state: Bool)>
+}
+
+extension Simulation.EventKind {
+    /// Whether handling the event steps one replica and touches no other (a delivery or a tick).
+    var touchesOneReplica: Bool {
+        switch self {
+        case .message, .tick: true
+        default: false
+        }
+    }
+}
 
 /// The simulator's single source of randomness: bytes of a script first (a fuzzer's input
 /// decides the schedule), then a seeded SplitMix64 stream.
