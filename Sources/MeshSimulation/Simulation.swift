@@ -388,6 +388,9 @@ public struct Simulation {
         var bufferedBytes = 0
         var logCount = 0
         var logBytes = 0
+        /// The step's deliveries checked against the node's rows of the checker (parallel steps
+        /// only; `nil`: checked when the actions are carried out).
+        var observations: [Observation]?
         /// Failures found right after the step (caps exceeded, broken internal invariants), each
         /// to follow "node N" in the failure message.
         var problems: [String] = []
@@ -443,7 +446,7 @@ public struct Simulation {
 
     /// Carries out a replica's step at `node` and checks its sizes.
     mutating func finishStep(_ step: Step, at node: Int) {
-        perform(step.actions, at: node)
+        perform(step.actions, at: node, observations: step.observations)
         report.maxCausalBuffer = max(report.maxCausalBuffer, step.bufferedCount)
         report.maxCausalBufferBytes = max(report.maxCausalBufferBytes, step.bufferedBytes)
         report.maxLogBytes = max(report.maxLogBytes, step.logBytes)
@@ -481,21 +484,31 @@ public struct Simulation {
         let starts = groupStarts
         var steps = [Step?](repeating: nil, count: batch.count)
         let context = stepContext
-        steps.withUnsafeMutableBufferPointer { stepBuffer in
-            replicas.withUnsafeMutableBufferPointer { replicaBuffer in
-                let shared = SharedBuffers(steps: stepBuffer, replicas: replicaBuffer)
-                let groups = starts.count - 1
-                // A few groups per work item: dispatching each tiny group costs more than it runs.
-                let chunk = max(1, groups / (threads * 8))
-                let items = (groups + chunk - 1) / chunk
-                DispatchQueue.concurrentPerform(iterations: items) { item in
-                    for group in (item * chunk)..<min(groups, (item + 1) * chunk) {
-                        for position in starts[group]..<starts[group + 1] {
-                            let index = byNode[position]
-                            let node = nodes[index]
-                            // Each node belongs to one group, so no two threads touch one replica or slot.
-                            guard shared.replicas[node] != nil else { continue }
-                            shared.steps[index] = Self.step(batch[index].kind, replica: &shared.replicas[node]!, context: context)
+        let tables = checkerTables
+        Self.withRows(&views, &dirty, &dirtyLists, &deliveredTotals) { rows in
+            steps.withUnsafeMutableBufferPointer { stepBuffer in
+                replicas.withUnsafeMutableBufferPointer { replicaBuffer in
+                    let shared = SharedBuffers(steps: stepBuffer, replicas: replicaBuffer, rows: rows)
+                    let groups = starts.count - 1
+                    // A few groups per work item: dispatching each tiny group costs more than it runs.
+                    let chunk = max(1, groups / (threads * 8))
+                    let items = (groups + chunk - 1) / chunk
+                    DispatchQueue.concurrentPerform(iterations: items) { item in
+                        for group in (item * chunk)..<min(groups, (item + 1) * chunk) {
+                            for position in starts[group]..<starts[group + 1] {
+                                let index = byNode[position]
+                                let node = nodes[index]
+                                // Each node belongs to one group, so no two threads touch one replica or slot.
+                                guard shared.replicas[node] != nil else { continue }
+                                var step = Self.step(batch[index].kind, replica: &shared.replicas[node]!, context: context)
+                                // The node's rows of the checker change only with its own deliveries.
+                                var observations: [Observation] = []
+                                for case .deliver(let delivery) in step.actions {
+                                    observations.append(Self.observe(delivery, at: node, tables: tables, rows: shared.rows))
+                                }
+                                step.observations = observations
+                                shared.steps[index] = step
+                            }
                         }
                     }
                 }
@@ -578,13 +591,21 @@ public struct Simulation {
         }
     }
 
-    mutating func perform(_ actions: [ReplicationAction], at node: Int) {
+    /// Carries out `actions` of `node` in order; `observations`, when given, are its deliveries
+    /// already checked against the node's rows (by a parallel step), in order.
+    mutating func perform(_ actions: [ReplicationAction], at node: Int, observations: [Observation]? = nil) {
+        var observed = 0
         for action in actions {
             switch action {
             case .send(let message, let peer):
                 send(message, from: node, to: Int(peer.rawValue) - 1)
             case .deliver(let delivery):
-                observe(delivery, at: node)
+                if let observations {
+                    count(observations[observed], of: delivery, at: node)
+                    observed += 1
+                } else {
+                    observe(delivery, at: node)
+                }
             case .acknowledge(let id):
                 acknowledge(id)
             case .completeRead:
@@ -699,71 +720,144 @@ public struct Simulation {
     // MARK: Checking
 
     mutating func observe(_ delivery: Delivery, at node: Int) {
-        guard let domain = domainConfigurations.firstIndex(where: { $0.name == delivery.domain }) else {
-            fail("delivery in unknown domain \(delivery.domain)")
-            return
+        let tables = checkerTables
+        let observation = Self.withRows(&views, &dirty, &dirtyLists, &deliveredTotals) { rows in
+            Self.observe(delivery, at: node, tables: tables, rows: rows)
         }
-        let count = scenario.nodes
+        count(observation, of: delivery, at: node)
+    }
+
+    /// Runs `body` with the checker's per-node tables as `CheckerRows`.
+    static func withRows<Result>(
+        _ views: inout [UInt64], _ dirty: inout [Bool], _ dirtyLists: inout [[Int32]], _ deliveredTotals: inout [Int],
+        _ body: (CheckerRows) -> Result
+    ) -> Result {
+        views.withUnsafeMutableBufferPointer { views in
+            dirty.withUnsafeMutableBufferPointer { dirty in
+                dirtyLists.withUnsafeMutableBufferPointer { dirtyLists in
+                    deliveredTotals.withUnsafeMutableBufferPointer { deliveredTotals in
+                        body(CheckerRows(views: views, dirty: dirty, dirtyLists: dirtyLists, deliveredTotals: deliveredTotals))
+                    }
+                }
+            }
+        }
+    }
+
+    /// The checker's read-only tables during a step (writes and their dependencies are
+    /// recorded only by `.write` events, which are never stepped in parallel).
+    struct CheckerTables: @unchecked Sendable {
+        let nodes: Int
+        let domainConfigurations: [DomainConfiguration]
+        let writeIndex: [[Int32]]
+        let dependencyStart: [Int]
+        let dependencyOrigins: [Int32]
+        let dependencySequences: [UInt64]
+    }
+
+    var checkerTables: CheckerTables {
+        CheckerTables(
+            nodes: scenario.nodes, domainConfigurations: domainConfigurations, writeIndex: writeIndex,
+            dependencyStart: dependencyStart, dependencyOrigins: dependencyOrigins, dependencySequences: dependencySequences)
+    }
+
+    /// What one delivery did to its node's rows of the checker, and what is left to count in
+    /// event order (failures, the per-write delivery counts that every node shares).
+    struct Observation {
+        var domain = 0
+        var origin = 0
+        /// Counted as a double delivery.
+        var isDuplicate = false
+        /// A gap before the delivery in a causal domain (one causal violation).
+        var gap: String?
+        /// A failure that ends the observation: nothing is counted after it.
+        var stop: String?
+        var violations = 0
+        var firstViolation: (sequence: UInt64, origin: Int32, needed: UInt64)?
+    }
+
+    /// Checks `delivery` at `node` against the checker's tables and advances the node's rows.
+    /// Reads and writes only rows of `node`, so steps of different nodes may run at once.
+    static func observe(_ delivery: Delivery, at node: Int, tables: CheckerTables, rows: CheckerRows) -> Observation {
+        var observation = Observation()
+        guard let domain = tables.domainConfigurations.firstIndex(where: { $0.name == delivery.domain }) else {
+            observation.stop = "delivery in unknown domain \(delivery.domain)"
+            return observation
+        }
+        let count = tables.nodes
         let origin = Int(delivery.origin.rawValue) - 1
+        observation.domain = domain
+        observation.origin = origin
         let pair = domain * count + node
         let row = pair * count
         let slot = row + origin
-        let seen = views[slot]
+        let seen = rows.views[slot]
         if delivery.firstSequence <= seen {
-            report.duplicateDeliveries += 1
-            fail("node \(node) delivered \(delivery.origin):\(delivery.firstSequence) twice")
-            return
+            observation.isDuplicate = true
+            observation.stop = "node \(node) delivered \(delivery.origin):\(delivery.firstSequence) twice"
+            return observation
         }
-        let isCausal = domainConfigurations[domain].mode == .causal
+        let isCausal = tables.domainConfigurations[domain].mode == .causal
         if delivery.firstSequence != seen + 1 {
             if isCausal {
-                report.causalViolations += 1
-                fail("node \(node) delivered \(delivery.origin):\(delivery.firstSequence) after only \(seen)")
+                observation.gap = "node \(node) delivered \(delivery.origin):\(delivery.firstSequence) after only \(seen)"
             }
         }
-        let writeNumbers = writeIndex[domain * count + origin]
+        let writeNumbers = tables.writeIndex[domain * count + origin]
         guard delivery.lastSequence <= UInt64(writeNumbers.count) else {
-            fail("node \(node) delivered writes of \(delivery.origin) never issued")
-            return
+            observation.stop = "node \(node) delivered writes of \(delivery.origin) never issued"
+            return observation
         }
-        let checksDependencies = isCausal && delivery.source == .remote
-        var firstViolation: (sequence: UInt64, origin: Int32, needed: UInt64)?
-        var violations = 0
-        for sequence in delivery.firstSequence...delivery.lastSequence {
-            let number = Int(writeNumbers[Int(sequence) - 1])
-            if checksDependencies {
+        if isCausal && delivery.source == .remote {
+            for sequence in delivery.firstSequence...delivery.lastSequence {
+                let number = Int(writeNumbers[Int(sequence) - 1])
                 // Every recorded dependency of the write must already be delivered here. The
                 // loop reads flat buffers only: it runs for every dependency of every delivery.
-                let start = dependencyStart[number]
-                let end = dependencyStart[number + 1]
-                if start < end {
-                    views.withUnsafeBufferPointer { view in
-                        for position in start..<end {
-                            let needed = dependencySequences[position]
-                            if view[row + Int(dependencyOrigins[position])] < needed {
-                                violations += 1
-                                if firstViolation == nil {
-                                    firstViolation = (sequence, dependencyOrigins[position], needed)
-                                }
-                            }
+                let start = tables.dependencyStart[number]
+                let end = tables.dependencyStart[number + 1]
+                for position in start..<end {
+                    let needed = tables.dependencySequences[position]
+                    if rows.views[row + Int(tables.dependencyOrigins[position])] < needed {
+                        observation.violations += 1
+                        if observation.firstViolation == nil {
+                            observation.firstViolation = (sequence, tables.dependencyOrigins[position], needed)
                         }
                     }
                 }
             }
+        }
+        rows.views[slot] = delivery.lastSequence
+        rows.deliveredTotals[pair] += Int(delivery.lastSequence - seen)
+        if origin != node && !rows.dirty[slot] {
+            rows.dirty[slot] = true
+            rows.dirtyLists[pair].append(Int32(origin))
+        }
+        return observation
+    }
+
+    /// Counts an observed delivery: failures and counters in event order, and each write's
+    /// delivery count (shared by every node).
+    mutating func count(_ observation: Observation, of delivery: Delivery, at node: Int) {
+        if observation.isDuplicate { report.duplicateDeliveries += 1 }
+        if let gap = observation.gap {
+            report.causalViolations += 1
+            fail(gap)
+        }
+        if let stop = observation.stop {
+            fail(stop)
+            return
+        }
+        let count = scenario.nodes
+        let list = observation.domain * count + observation.origin
+        for sequence in delivery.firstSequence...delivery.lastSequence {
+            let number = Int(writeIndex[list][Int(sequence) - 1])
             deliveryCounts[number] += 1
             if deliveryCounts[number] == Int32(count) { lastDeliveries[number] = now }
         }
-        if let violation = firstViolation {
-            report.causalViolations += violations
+        if let violation = observation.firstViolation {
+            report.causalViolations += observation.violations
             fail(
                 "node \(node) delivered \(delivery.origin):\(violation.sequence) before its dependency \(violation.origin + 1):\(violation.needed) (during \(currentStepDescription.prefix(300)))"
             )
-        }
-        views[slot] = delivery.lastSequence
-        deliveredTotals[pair] += Int(delivery.lastSequence - seen)
-        if origin != node && !dirty[slot] {
-            dirty[slot] = true
-            dirtyLists[pair].append(Int32(origin))
         }
     }
 
@@ -919,6 +1013,16 @@ public struct Simulation {
 struct SharedBuffers: @unchecked Sendable {
     let steps: UnsafeMutableBufferPointer<Simulation.Step?>
     let replicas: UnsafeMutableBufferPointer<ReplicaStateMachine?>
+    let rows: CheckerRows
+}
+
+/// The checker's tables indexed by (domain, node[, origin]): a node's rows change only with
+/// deliveries at that node, so parallel steps of different nodes write disjoint slots.
+struct CheckerRows: @unchecked Sendable {
+    let views: UnsafeMutableBufferPointer<UInt64>
+    let dirty: UnsafeMutableBufferPointer<Bool>
+    let dirtyLists: UnsafeMutableBufferPointer<[Int32]>
+    let deliveredTotals: UnsafeMutableBufferPointer<Int>
 }
 
 /// Per-replica results of the final comparison, each slot written by one thread only.
