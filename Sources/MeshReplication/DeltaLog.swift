@@ -24,11 +24,21 @@ struct DeltaLog: Sendable {
         /// Whether no live entry is left.
         var isEmpty: Bool { head == entries.count }
 
-        /// Removes the oldest live entry if it is the one delivered at `deliveryIndex` (the order
-        /// of deliveries still lists entries that stability already truncated).
-        mutating func popFront(ifDeliveredAt deliveryIndex: UInt64) -> Entry? {
+        /// Drops the oldest live entry if it is the one delivered at `deliveryIndex` (the order of
+        /// deliveries still lists entries that stability already truncated), returning its
+        /// encoded bytes and whether no live entry is left (one table lookup for both when called
+        /// through the table's optional chaining). The record is not copied out: every replica
+        /// holds the same record objects, and a retain and release per eviction contends on
+        /// their reference counts when replicas step on several threads.
+        mutating func dropFront(ifDeliveredAt deliveryIndex: UInt64) -> (byteCount: Int, isEmpty: Bool)? {
             guard head < entries.count, entries[head].deliveryIndex == deliveryIndex else { return nil }
-            return popFront()
+            let byteCount = entries[head].record.encodedByteCount
+            head += 1
+            if head * 2 >= entries.count {
+                entries.removeFirst(head)
+                head = 0
+            }
+            return (byteCount, isEmpty)
         }
 
         /// Removes the oldest live entry. Dead entries are dropped once they are at least half of
@@ -99,11 +109,11 @@ struct DeltaLog: Sendable {
             let (origin, index) = order[orderHead]
             orderHead += 1
             // Changed in place in the table (one lookup; the entries stay uniquely referenced).
-            guard let entry = origins[origin]?.popFront(ifDeliveredAt: index) else { continue }
+            guard let (bytes, isEmpty) = origins[origin]?.dropFront(ifDeliveredAt: index) else { continue }
             count -= 1
-            byteCount -= entry.record.encodedByteCount
+            byteCount -= bytes
             evictedCount += 1
-            if origins[origin]?.isEmpty == true { origins[origin] = nil }
+            if isEmpty { origins[origin] = nil }
         }
         compactOrder()
     }

@@ -1,5 +1,16 @@
 import MeshReplication
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Processors available to this process now.
+func activeProcessorCount() -> Int {
+    Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+}
+
 /// Everything that defines one simulated run; with the seed it determines the run exactly.
 public struct Scenario: Sendable, Hashable {
     /// Replicas in the mesh (up to a few thousand).
@@ -56,10 +67,18 @@ public struct Scenario: Sendable, Hashable {
     public var encodesMessages: Bool = false
     /// Check every replica's internal invariants after every event (slower).
     public var checksEveryStep: Bool = false
+    /// Threads stepping replicas (1: all on the caller's thread; 0: one per active processor for
+    /// meshes of 64 replicas or more). The run, its report and its replay from the seed are the
+    /// same for every thread count (see `Simulation.handleBatch`).
+    public var threads: Int = 1
     /// Most dependencies per write the checker records independently of the protocol (the
     /// most recently delivered ones). All of them up to 256 writers; a sample above, where the
     /// full check would cost O(N) per delivery.
     public var checkedDependencies: Int = 256
+    var effectiveThreads: Int {
+        if threads > 0 { return threads }
+        return nodes >= 64 ? max(1, min(8, activeProcessorCount())) : 1
+    }
     var effectiveCheckedDependencies: Int { nodes <= 256 ? checkedDependencies : min(checkedDependencies, 32) }
 
     /// Creates the default scenario.

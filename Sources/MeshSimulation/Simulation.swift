@@ -1,3 +1,4 @@
+import Dispatch
 import MeshCRDT
 import MeshReplication
 
@@ -126,6 +127,8 @@ public struct Simulation {
     /// every message's records on every step cost a fifth of a large run).
     var currentEvent: EventKind?
     var convergedAt: UInt64?
+    /// Batches of events stepped on several threads (see `handleBatch`).
+    var parallelBatches = 0
 
     /// Prepares a run of `scenario`.
     public init(_ scenario: Scenario, script: [UInt8] = []) {
@@ -190,10 +193,26 @@ public struct Simulation {
         schedule(at: healAt, .heal)
 
         let deadline = healAt + UInt64(scenario.healIntervals) * interval
+        let threads = scenario.effectiveThreads
+        var batch: [Event] = []
         while let event = popEvent() {
             if event.time > deadline { break }
             now = event.time
-            handle(event.kind)
+            if threads > 1 && event.kind.touchesOneReplica {
+                // Every delivery and tick of this millisecond that is queued now, up to the next
+                // other event: each changes one replica only, so they step in parallel and their
+                // actions are carried out in queue order (see `handleBatch`).
+                batch.removeAll(keepingCapacity: true)
+                batch.append(event)
+                while let next = heap.first, next.time == now, pendingEvents[Int(next.slot)]?.touchesOneReplica == true,
+                    let popped = popEvent()
+                {
+                    batch.append(popped)
+                }
+                if batch.count == 1 { handle(event.kind) } else { handleBatch(batch, threads: threads) }
+            } else {
+                handle(event.kind)
+            }
             if convergedAt != nil { break }
         }
         finish()
@@ -286,25 +305,16 @@ public struct Simulation {
 
     mutating func handle(_ kind: EventKind) {
         switch kind {
-        case .message(let from, let to, let payload):
-            report.messagesDelivered += 1
-            currentEvent = kind
+        case .message(_, let to, _):
+            beginStep(kind)
             guard replicas[to] != nil else { return }
-            let at = instant(for: to)
-            let actions: [ReplicationAction]
-            switch payload {
-            case .message(let message): actions = replicas[to]!.receive(message, from: peerIDs[from], now: at)
-            case .bytes(let bytes): actions = replicas[to]!.receive(bytes, from: peerIDs[from], now: at)
-            }
-            perform(actions, at: to)
-            afterStep(node: to)
+            let step = Self.step(kind, replica: &replicas[to]!, context: stepContext)
+            finishStep(step, at: to)
         case .tick(let node):
-            currentEvent = kind
-            schedule(at: now + max(1, scenario.intervalMilliseconds / scenario.flushesPerInterval), .tick(node))
+            beginStep(kind)
             guard replicas[node] != nil else { return }
-            let actions = replicas[node]!.tick(now: instant(for: node))
-            perform(actions, at: node)
-            afterStep(node: node)
+            let step = Self.step(kind, replica: &replicas[node]!, context: stepContext)
+            finishStep(step, at: node)
         case .write:
             issueWrite()
             if writesIssued < scenario.writes {
@@ -354,25 +364,160 @@ public struct Simulation {
         report.restarts += 1
     }
 
-    mutating func afterStep(node: Int) {
-        guard let replica = replicas[node] else { return }
-        for (position, domain) in domainConfigurations.enumerated() {
+    // MARK: Stepping replicas
+
+    /// What stepping a replica needs besides the replica: read-only, so parallel steps share it.
+    struct StepContext: @unchecked Sendable {
+        let peerIDs: [PeerID]
+        let skew: [Int64]
+        let epochMilliseconds: UInt64
+        let now: UInt64
+        let scenario: Scenario
+        let domainConfigurations: [DomainConfiguration]
+
+        func instant(for node: Int) -> Instant {
+            Instant(milliseconds: UInt64(Int64(epochMilliseconds + now) + skew[node]))
+        }
+    }
+
+    /// One replica's step (a delivery or a tick): its actions and its sizes right after it, which
+    /// the caller carries out and checks in event order.
+    struct Step {
+        var actions: [ReplicationAction] = []
+        var bufferedCount = 0
+        var bufferedBytes = 0
+        var logCount = 0
+        var logBytes = 0
+        /// The step's deliveries checked against the node's rows of the checker (parallel steps
+        /// only; `nil`: checked when the actions are carried out).
+        var observations: [Observation]?
+        /// Failures found right after the step (caps exceeded, broken internal invariants), each
+        /// to follow "node N" in the failure message.
+        var problems: [String] = []
+    }
+
+    var stepContext: StepContext {
+        StepContext(
+            peerIDs: peerIDs, skew: skew, epochMilliseconds: epochMilliseconds, now: now, scenario: scenario,
+            domainConfigurations: domainConfigurations)
+    }
+
+    /// Steps `replica` through a `.message` or `.tick` event; touches nothing else.
+    static func step(_ kind: EventKind, replica: inout ReplicaStateMachine, context: StepContext) -> Step {
+        var step = Step()
+        switch kind {
+        case .message(let from, let to, .message(let message)):
+            step.actions = replica.receive(message, from: context.peerIDs[from], now: context.instant(for: to))
+        case .message(let from, let to, .bytes(let bytes)):
+            step.actions = replica.receive(bytes, from: context.peerIDs[from], now: context.instant(for: to))
+        case .tick(let node):
+            step.actions = replica.tick(now: context.instant(for: node))
+        default:
+            preconditionFailure("only deliveries and ticks step one replica")
+        }
+        let scenario = context.scenario
+        for (position, domain) in context.domainConfigurations.enumerated() {
             // The sizes alone: `metrics(of:)` looks the domain up by name and copies its stable vector.
             let sizes = replica.sizes(ofDomainAt: position)
-            report.maxCausalBuffer = max(report.maxCausalBuffer, sizes.bufferedCount)
-            report.maxCausalBufferBytes = max(report.maxCausalBufferBytes, sizes.bufferedBytes)
-            report.maxLogBytes = max(report.maxLogBytes, sizes.logBytes)
-            report.maxLogDeltas = max(report.maxLogDeltas, sizes.logCount)
+            step.bufferedCount = max(step.bufferedCount, sizes.bufferedCount)
+            step.bufferedBytes = max(step.bufferedBytes, sizes.bufferedBytes)
+            step.logBytes = max(step.logBytes, sizes.logBytes)
+            step.logCount = max(step.logCount, sizes.logCount)
             if sizes.bufferedCount > scenario.replication.maximumBufferedDeltas || sizes.bufferedBytes > scenario.replication.maximumBufferedBytes
                 || sizes.logCount > scenario.replication.maximumLogDeltas || sizes.logBytes > scenario.replication.maximumLogBytes
             {
-                report.capViolations += 1
-                fail("node \(node) \(domain.name) over a cap: \(String(describing: replica.metrics(of: domain.name)))")
+                step.problems.append(" \(domain.name) over a cap: \(String(describing: replica.metrics(of: domain.name)))")
             }
         }
-        if scenario.checksEveryStep, let problem = replica.invariantViolation() {
+        if scenario.checksEveryStep, let problem = replica.invariantViolation() { step.problems.append(": \(problem)") }
+        return step
+    }
+
+    /// The simulator's own part of a `.message` or `.tick` event before the replica steps.
+    mutating func beginStep(_ kind: EventKind) {
+        currentEvent = kind
+        switch kind {
+        case .message: report.messagesDelivered += 1
+        case .tick(let node):
+            schedule(at: now + max(1, scenario.intervalMilliseconds / scenario.flushesPerInterval), .tick(node))
+        default: break
+        }
+    }
+
+    /// Carries out a replica's step at `node` and checks its sizes.
+    mutating func finishStep(_ step: Step, at node: Int) {
+        perform(step.actions, at: node, observations: step.observations)
+        report.maxCausalBuffer = max(report.maxCausalBuffer, step.bufferedCount)
+        report.maxCausalBufferBytes = max(report.maxCausalBufferBytes, step.bufferedBytes)
+        report.maxLogBytes = max(report.maxLogBytes, step.logBytes)
+        report.maxLogDeltas = max(report.maxLogDeltas, step.logCount)
+        for problem in step.problems {
             report.capViolations += 1
-            fail("node \(node): \(problem)")
+            fail("node \(node)\(problem)")
+        }
+    }
+
+    /// Handles `batch`, deliveries and ticks of one millisecond in queue order, as `handle` would
+    /// one by one, with the replicas stepped on `threads` threads first.
+    ///
+    /// A step changes only its replica and reads only the event and `stepContext`; everything
+    /// else (the generator, the queue, the checker, the report) changes only while the steps'
+    /// actions are carried out, one event after another in queue order. So the run is the same
+    /// as a sequential one, report and seed replay included, whatever the thread count. A
+    /// replica's own events stay in queue order on one thread.
+    mutating func handleBatch(_ batch: [Event], threads: Int) {
+        // Events grouped by replica, each group in queue order.
+        let nodes = batch.map { event -> Int in
+            switch event.kind {
+            case .message(_, let to, _): return to
+            case .tick(let node): return node
+            default: preconditionFailure("only deliveries and ticks are batched")
+            }
+        }
+        let byNode = batch.indices.sorted { nodes[$0] != nodes[$1] ? nodes[$0] < nodes[$1] : $0 < $1 }
+        var groupStarts: [Int] = []
+        for position in byNode.indices where position == 0 || nodes[byNode[position]] != nodes[byNode[position - 1]] {
+            groupStarts.append(position)
+        }
+        groupStarts.append(byNode.count)
+        parallelBatches += 1
+        let starts = groupStarts
+        var steps = [Step?](repeating: nil, count: batch.count)
+        let context = stepContext
+        let tables = checkerTables
+        Self.withRows(&views, &dirty, &dirtyLists, &deliveredTotals) { rows in
+            steps.withUnsafeMutableBufferPointer { stepBuffer in
+                replicas.withUnsafeMutableBufferPointer { replicaBuffer in
+                    let shared = SharedBuffers(steps: stepBuffer, replicas: replicaBuffer, rows: rows)
+                    let groups = starts.count - 1
+                    // A few groups per work item: dispatching each tiny group costs more than it runs.
+                    let chunk = max(1, groups / (threads * 8))
+                    let items = (groups + chunk - 1) / chunk
+                    DispatchQueue.concurrentPerform(iterations: items) { item in
+                        for group in (item * chunk)..<min(groups, (item + 1) * chunk) {
+                            for position in starts[group]..<starts[group + 1] {
+                                let index = byNode[position]
+                                let node = nodes[index]
+                                // Each node belongs to one group, so no two threads touch one replica or slot.
+                                guard shared.replicas[node] != nil else { continue }
+                                var step = Self.step(batch[index].kind, replica: &shared.replicas[node]!, context: context)
+                                // The node's rows of the checker change only with its own deliveries.
+                                var observations: [Observation] = []
+                                for case .deliver(let delivery) in step.actions {
+                                    observations.append(Self.observe(delivery, at: node, tables: tables, rows: shared.rows))
+                                }
+                                step.observations = observations
+                                shared.steps[index] = step
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        for (index, event) in batch.enumerated() {
+            beginStep(event.kind)
+            guard let step = steps[index] else { continue }
+            finishStep(step, at: nodes[index])
         }
     }
 
@@ -446,13 +591,21 @@ public struct Simulation {
         }
     }
 
-    mutating func perform(_ actions: [ReplicationAction], at node: Int) {
+    /// Carries out `actions` of `node` in order; `observations`, when given, are its deliveries
+    /// already checked against the node's rows (by a parallel step), in order.
+    mutating func perform(_ actions: [ReplicationAction], at node: Int, observations: [Observation]? = nil) {
+        var observed = 0
         for action in actions {
             switch action {
             case .send(let message, let peer):
                 send(message, from: node, to: Int(peer.rawValue) - 1)
             case .deliver(let delivery):
-                observe(delivery, at: node)
+                if let observations {
+                    count(observations[observed], of: delivery, at: node)
+                    observed += 1
+                } else {
+                    observe(delivery, at: node)
+                }
             case .acknowledge(let id):
                 acknowledge(id)
             case .completeRead:
@@ -567,71 +720,144 @@ public struct Simulation {
     // MARK: Checking
 
     mutating func observe(_ delivery: Delivery, at node: Int) {
-        guard let domain = domainConfigurations.firstIndex(where: { $0.name == delivery.domain }) else {
-            fail("delivery in unknown domain \(delivery.domain)")
-            return
+        let tables = checkerTables
+        let observation = Self.withRows(&views, &dirty, &dirtyLists, &deliveredTotals) { rows in
+            Self.observe(delivery, at: node, tables: tables, rows: rows)
         }
-        let count = scenario.nodes
+        count(observation, of: delivery, at: node)
+    }
+
+    /// Runs `body` with the checker's per-node tables as `CheckerRows`.
+    static func withRows<Result>(
+        _ views: inout [UInt64], _ dirty: inout [Bool], _ dirtyLists: inout [[Int32]], _ deliveredTotals: inout [Int],
+        _ body: (CheckerRows) -> Result
+    ) -> Result {
+        views.withUnsafeMutableBufferPointer { views in
+            dirty.withUnsafeMutableBufferPointer { dirty in
+                dirtyLists.withUnsafeMutableBufferPointer { dirtyLists in
+                    deliveredTotals.withUnsafeMutableBufferPointer { deliveredTotals in
+                        body(CheckerRows(views: views, dirty: dirty, dirtyLists: dirtyLists, deliveredTotals: deliveredTotals))
+                    }
+                }
+            }
+        }
+    }
+
+    /// The checker's read-only tables during a step (writes and their dependencies are
+    /// recorded only by `.write` events, which are never stepped in parallel).
+    struct CheckerTables: @unchecked Sendable {
+        let nodes: Int
+        let domainConfigurations: [DomainConfiguration]
+        let writeIndex: [[Int32]]
+        let dependencyStart: [Int]
+        let dependencyOrigins: [Int32]
+        let dependencySequences: [UInt64]
+    }
+
+    var checkerTables: CheckerTables {
+        CheckerTables(
+            nodes: scenario.nodes, domainConfigurations: domainConfigurations, writeIndex: writeIndex,
+            dependencyStart: dependencyStart, dependencyOrigins: dependencyOrigins, dependencySequences: dependencySequences)
+    }
+
+    /// What one delivery did to its node's rows of the checker, and what is left to count in
+    /// event order (failures, the per-write delivery counts that every node shares).
+    struct Observation {
+        var domain = 0
+        var origin = 0
+        /// Counted as a double delivery.
+        var isDuplicate = false
+        /// A gap before the delivery in a causal domain (one causal violation).
+        var gap: String?
+        /// A failure that ends the observation: nothing is counted after it.
+        var stop: String?
+        var violations = 0
+        var firstViolation: (sequence: UInt64, origin: Int32, needed: UInt64)?
+    }
+
+    /// Checks `delivery` at `node` against the checker's tables and advances the node's rows.
+    /// Reads and writes only rows of `node`, so steps of different nodes may run at once.
+    static func observe(_ delivery: Delivery, at node: Int, tables: CheckerTables, rows: CheckerRows) -> Observation {
+        var observation = Observation()
+        guard let domain = tables.domainConfigurations.firstIndex(where: { $0.name == delivery.domain }) else {
+            observation.stop = "delivery in unknown domain \(delivery.domain)"
+            return observation
+        }
+        let count = tables.nodes
         let origin = Int(delivery.origin.rawValue) - 1
+        observation.domain = domain
+        observation.origin = origin
         let pair = domain * count + node
         let row = pair * count
         let slot = row + origin
-        let seen = views[slot]
+        let seen = rows.views[slot]
         if delivery.firstSequence <= seen {
-            report.duplicateDeliveries += 1
-            fail("node \(node) delivered \(delivery.origin):\(delivery.firstSequence) twice")
-            return
+            observation.isDuplicate = true
+            observation.stop = "node \(node) delivered \(delivery.origin):\(delivery.firstSequence) twice"
+            return observation
         }
-        let isCausal = domainConfigurations[domain].mode == .causal
+        let isCausal = tables.domainConfigurations[domain].mode == .causal
         if delivery.firstSequence != seen + 1 {
             if isCausal {
-                report.causalViolations += 1
-                fail("node \(node) delivered \(delivery.origin):\(delivery.firstSequence) after only \(seen)")
+                observation.gap = "node \(node) delivered \(delivery.origin):\(delivery.firstSequence) after only \(seen)"
             }
         }
-        let writeNumbers = writeIndex[domain * count + origin]
+        let writeNumbers = tables.writeIndex[domain * count + origin]
         guard delivery.lastSequence <= UInt64(writeNumbers.count) else {
-            fail("node \(node) delivered writes of \(delivery.origin) never issued")
-            return
+            observation.stop = "node \(node) delivered writes of \(delivery.origin) never issued"
+            return observation
         }
-        let checksDependencies = isCausal && delivery.source == .remote
-        var firstViolation: (sequence: UInt64, origin: Int32, needed: UInt64)?
-        var violations = 0
-        for sequence in delivery.firstSequence...delivery.lastSequence {
-            let number = Int(writeNumbers[Int(sequence) - 1])
-            if checksDependencies {
+        if isCausal && delivery.source == .remote {
+            for sequence in delivery.firstSequence...delivery.lastSequence {
+                let number = Int(writeNumbers[Int(sequence) - 1])
                 // Every recorded dependency of the write must already be delivered here. The
                 // loop reads flat buffers only: it runs for every dependency of every delivery.
-                let start = dependencyStart[number]
-                let end = dependencyStart[number + 1]
-                if start < end {
-                    views.withUnsafeBufferPointer { view in
-                        for position in start..<end {
-                            let needed = dependencySequences[position]
-                            if view[row + Int(dependencyOrigins[position])] < needed {
-                                violations += 1
-                                if firstViolation == nil {
-                                    firstViolation = (sequence, dependencyOrigins[position], needed)
-                                }
-                            }
+                let start = tables.dependencyStart[number]
+                let end = tables.dependencyStart[number + 1]
+                for position in start..<end {
+                    let needed = tables.dependencySequences[position]
+                    if rows.views[row + Int(tables.dependencyOrigins[position])] < needed {
+                        observation.violations += 1
+                        if observation.firstViolation == nil {
+                            observation.firstViolation = (sequence, tables.dependencyOrigins[position], needed)
                         }
                     }
                 }
             }
+        }
+        rows.views[slot] = delivery.lastSequence
+        rows.deliveredTotals[pair] += Int(delivery.lastSequence - seen)
+        if origin != node && !rows.dirty[slot] {
+            rows.dirty[slot] = true
+            rows.dirtyLists[pair].append(Int32(origin))
+        }
+        return observation
+    }
+
+    /// Counts an observed delivery: failures and counters in event order, and each write's
+    /// delivery count (shared by every node).
+    mutating func count(_ observation: Observation, of delivery: Delivery, at node: Int) {
+        if observation.isDuplicate { report.duplicateDeliveries += 1 }
+        if let gap = observation.gap {
+            report.causalViolations += 1
+            fail(gap)
+        }
+        if let stop = observation.stop {
+            fail(stop)
+            return
+        }
+        let count = scenario.nodes
+        let list = observation.domain * count + observation.origin
+        for sequence in delivery.firstSequence...delivery.lastSequence {
+            let number = Int(writeIndex[list][Int(sequence) - 1])
             deliveryCounts[number] += 1
             if deliveryCounts[number] == Int32(count) { lastDeliveries[number] = now }
         }
-        if let violation = firstViolation {
-            report.causalViolations += violations
+        if let violation = observation.firstViolation {
+            report.causalViolations += observation.violations
             fail(
                 "node \(node) delivered \(delivery.origin):\(violation.sequence) before its dependency \(violation.origin + 1):\(violation.needed) (during \(currentStepDescription.prefix(300)))"
             )
-        }
-        views[slot] = delivery.lastSequence
-        deliveredTotals[pair] += Int(delivery.lastSequence - seen)
-        if origin != node && !dirty[slot] {
-            dirty[slot] = true
-            dirtyLists[pair].append(Int32(origin))
         }
     }
 
@@ -701,14 +927,34 @@ public struct Simulation {
             expected[Int(write.domain)][Int(write.node)] = max(
                 expected[Int(write.domain)][Int(write.node)], write.sequence)
         }
+        let threads = scenario.effectiveThreads
         for (domainNumber, domain) in domainConfigurations.enumerated() {
             let vector = reference.vector(of: domain.name) ?? VersionVector()
             let objects = reference.objects(in: domain.name) ?? [:]
+            // Every replica against node 0, on `threads` threads (read-only); reported in node order.
+            var differences = [(vector: Bool, state: Bool)](repeating: (false, false), count: live.count)
+            differences.withUnsafeMutableBufferPointer { buffer in
+                let results = SharedResults(buffer: buffer)
+                let chunk = max(1, (live.count + 4 * threads - 1) / (4 * threads))
+                let compare: @Sendable (Int) -> Void = { item in
+                    for node in (item * chunk)..<min(live.count, (item + 1) * chunk) where node > 0 {
+                        results.buffer[node] = (
+                            live[node].vector(of: domain.name) != vector, live[node].objects(in: domain.name) != objects
+                        )
+                    }
+                }
+                let items = (live.count + chunk - 1) / chunk
+                if threads > 1 {
+                    DispatchQueue.concurrentPerform(iterations: items, execute: compare)
+                } else {
+                    for item in 0..<items { compare(item) }
+                }
+            }
             for node in 1..<live.count {
-                if live[node].vector(of: domain.name) != vector {
+                if differences[node].vector {
                     fail("\(domain.name): node \(node) vector \(String(describing: live[node].vector(of: domain.name))) differs from \(vector)")
                 }
-                if live[node].objects(in: domain.name) != objects {
+                if differences[node].state {
                     fail("\(domain.name): node \(node) state differs from node 0")
                 }
             }
@@ -762,6 +1008,37 @@ public struct Simulation {
 }
 
 
+
+/// The buffers parallel steps write, each slot by one thread only (see `Simulation.handleBatch`).
+struct SharedBuffers: @unchecked Sendable {
+    let steps: UnsafeMutableBufferPointer<Simulation.Step?>
+    let replicas: UnsafeMutableBufferPointer<ReplicaStateMachine?>
+    let rows: CheckerRows
+}
+
+/// The checker's tables indexed by (domain, node[, origin]): a node's rows change only with
+/// deliveries at that node, so parallel steps of different nodes write disjoint slots.
+struct CheckerRows: @unchecked Sendable {
+    let views: UnsafeMutableBufferPointer<UInt64>
+    let dirty: UnsafeMutableBufferPointer<Bool>
+    let dirtyLists: UnsafeMutableBufferPointer<[Int32]>
+    let deliveredTotals: UnsafeMutableBufferPointer<Int>
+}
+
+/// Per-replica results of the final comparison, each slot written by one thread only.
+struct SharedResults: @unchecked Sendable {
+    let buffer: UnsafeMutableBufferPointer<(vector: Bool, state: Bool)>
+}
+
+extension Simulation.EventKind {
+    /// Whether handling the event steps one replica and touches no other (a delivery or a tick).
+    var touchesOneReplica: Bool {
+        switch self {
+        case .message, .tick: true
+        default: false
+        }
+    }
+}
 
 /// The simulator's single source of randomness: bytes of a script first (a fuzzer's input
 /// decides the schedule), then a seeded SplitMix64 stream.

@@ -23,6 +23,9 @@ let regressionSeeds: [(mix: FaultMix, seed: UInt64)] = [
     (.clean, 1), (.harsh, 1), (.concern, 64),
 ]
 
+/// Runs compared between one and several stepping threads: the wire mix covers encoded messages.
+let parallelCases: [(mix: FaultMix, seed: UInt64)] = [(.harsh, 4242), (.clean, 7), (.concern, 64), (.wire, 10)]
+
 @Suite("simulation")
 struct SimulationTests {
     @Test(
@@ -79,6 +82,46 @@ struct SimulationTests {
         let two = second.run()
         #expect(one == two)
         #expect(one.messagesSent > 0)
+    }
+
+    @Test(
+        "stepping replicas on several threads replays the same run as one thread",
+        arguments: parallelCases.indices)
+    func parallelStepsReplaySequentialRun(index: Int) {
+        let (mix, seed) = parallelCases[index]
+        var scenario = mix.scenario(seed: seed)
+        scenario.threads = 1
+        var sequential = Simulation(scenario)
+        let expected = sequential.run()
+        for threads in [2, 3] {
+            scenario.threads = threads
+            var parallel = Simulation(scenario)
+            let report = parallel.run()
+            #expect(report == expected, "\(threads) threads: \(report.json) vs \(expected.json)")
+            #expect(parallel.parallelBatches > 0)
+        }
+        #expect(sequential.parallelBatches == 0 && expected.messagesSent > 0)
+    }
+
+    @Test("a larger mesh with loss and a paranoid check per step is the same run on two threads")
+    func parallelStepsLargerMesh() {
+        var scenario = Scenario()
+        scenario.nodes = 96
+        scenario.writes = 1_500
+        scenario.loss = 0.05
+        scenario.duplicate = 0.05
+        scenario.reorder = 0.05
+        scenario.checksEveryStep = true
+        scenario.replication.maximumLogDeltas = 256
+        scenario.seed = 5
+        var sequential = Simulation(scenario)
+        let expected = sequential.run()
+        scenario.threads = 2
+        var parallel = Simulation(scenario)
+        let report = parallel.run()
+        #expect(expected.passed, "\(expected.failure ?? "not converged")")
+        #expect(report == expected)
+        #expect(parallel.parallelBatches > 100)
     }
 
     @Test("the harshest mix converges after healing with every acknowledged write and no causal violation")
