@@ -8,9 +8,10 @@ import CMalloc
 /// session's event-loop thread and freed wherever the consumer drops it. With glibc's defaults, freeing such
 /// arrays often leaves more than the trim threshold (128 KiB, raised only when an `mmap`-served block
 /// happens to be freed) free at the top of the thread's heap, so glibc returns those pages to the kernel
-/// and the next messages fault them back in: up to ~100,000 page faults per GiB received, 10–15% of the
-/// CPU of a 64 KiB stream in this VM, varying from run to run with the allocation history. Fixing the
-/// thresholds keeps freed message memory in the heap for reuse.
+/// and the next messages fault them back in: up to ~100,000 page faults per GiB received, varying from run
+/// to run with the allocation history (in our 2-core VM ~3% of a 64 KiB stream's CPU when the machine is
+/// quiet, 10–15% when it is busy; `transport-cost` in Benchmarks measures both). Fixing the thresholds
+/// keeps freed message memory in the heap for reuse.
 ///
 /// This is a process-wide decision, so the library never makes it by itself: the `mesh` command applies
 /// it when it runs nodes (opt out with `STATEMESH_MALLOC_DEFAULTS=1`), and so do the transport
@@ -24,8 +25,9 @@ public enum ProcessAllocator {
     /// 4 MiB, above the transport's default message cap (1 MiB), so messages come from the heap.
     public static let defaultMmapThresholdByteCount = 4 << 20
 
-    /// Applies the thresholds (glibc only). Returns false, changing nothing, on other C libraries or
-    /// when glibc refuses a value.
+    /// Applies the thresholds (glibc only). Returns false on other C libraries and for a value outside
+    /// 1...Int32.max (changing nothing then), or when glibc refuses one (the mmap threshold must be at
+    /// most 32 MiB on 64-bit systems; the first is applied first).
     @discardableResult
     public static func tuneForStreaming(
         trimThresholdByteCount: Int = defaultTrimThresholdByteCount,
