@@ -588,16 +588,20 @@ public actor MeshNode: Service {
                 of: [UInt8].self, bufferingPolicy: .bufferingOldest(configuration.maximumOutboundMessagesPerPeer))
             outboxes[node] = created
             continuation = created
-            let transport = self.transport
-            // One sender per peer keeps its messages in order; a failed send (no session) is dropped,
-            // and gossip repairs what it carried.
-            Task.detached {
-                for await message in stream {
-                    try? await transport.send(message, to: node)
-                }
-            }
+            Task { await self.drainOutbox(stream, to: node) }
         }
         if case .dropped = continuation.yield(framed) { metrics.droppedOutboundFull.increment() }
+    }
+
+    /// Sends one peer's outbox in order; a failed send (no session) is dropped, and gossip repairs what it
+    /// carried. It runs on the node's own executor (its event loop), not Swift's global executor: with two
+    /// cores, long synchronous work of other tasks in the process (test suites, an embedding application)
+    /// could hold every global-executor thread for seconds, and replication, WAIT and acknowledgements
+    /// stalled with it.
+    private func drainOutbox(_ stream: AsyncStream<[UInt8]>, to node: NodeID) async {
+        for await message in stream {
+            try? await transport.send(message, to: node)
+        }
     }
 
     // MARK: Storage
