@@ -1,5 +1,6 @@
 #if canImport(Glibc)
 import CMalloc
+import Glibc
 #endif
 
 /// Process-wide settings of glibc's allocator for a node that streams large messages.
@@ -14,9 +15,10 @@ import CMalloc
 /// keeps freed message memory in the heap for reuse.
 ///
 /// This is a process-wide decision, so the library never makes it by itself: the `mesh` command applies
-/// it when it runs nodes (opt out with `STATEMESH_MALLOC_DEFAULTS=1`), and so do the transport
-/// benchmarks, which measure the node's configuration. An application embedding `MeshTransport` may call
-/// `tuneForStreaming()` once at startup, before its threads allocate much.
+/// it when it runs nodes, and so do the transport and node benchmarks, which measure the node's
+/// configuration; all of them through `tuneForStreamingUnlessOptedOut()`, so `STATEMESH_MALLOC_DEFAULTS=1`
+/// keeps glibc's defaults everywhere. An application embedding `MeshTransport` may call either once at
+/// startup, before its threads allocate much.
 public enum ProcessAllocator {
     /// Free memory glibc may keep at the top of each heap before returning it to the kernel. Default 16 MiB
     /// (the cost: up to this much resident memory per malloc arena that is not in use).
@@ -24,6 +26,19 @@ public enum ProcessAllocator {
     /// Allocations from this size up are served by their own `mmap` (and unmapped when freed). Default
     /// 4 MiB, above the transport's default message cap (1 MiB), so messages come from the heap.
     public static let defaultMmapThresholdByteCount = 4 << 20
+
+    /// The environment variable that, set to `1`, keeps glibc's defaults (`tuneForStreamingUnlessOptedOut`).
+    public static let optOutEnvironmentVariable = "STATEMESH_MALLOC_DEFAULTS"
+
+    /// `tuneForStreaming()` with the default thresholds, unless the environment sets
+    /// `STATEMESH_MALLOC_DEFAULTS=1`; returns whether the settings were applied.
+    @discardableResult
+    public static func tuneForStreamingUnlessOptedOut() -> Bool {
+        #if canImport(Glibc)
+        if let value = getenv(optOutEnvironmentVariable), String(cString: value) == "1" { return false }
+        #endif
+        return tuneForStreaming()
+    }
 
     /// Applies the thresholds (glibc only). Returns false on other C libraries and for a value outside
     /// 1...Int32.max (changing nothing then), or when glibc refuses one (the mmap threshold must be at

@@ -4,6 +4,7 @@ import Logging
 import MeshMembership
 import MeshReplication
 import MeshSecurity
+import MeshTransport
 import StateMesh
 
 /// `mesh demo`: a guided run of a few nodes on loopback, for someone who has never used StateMesh.
@@ -33,7 +34,7 @@ struct Demo: AsyncParsableCommand {
     }
 
     func run() async throws {
-        tuneAllocatorForNodes()
+        ProcessAllocator.tuneForStreamingUnlessOptedOut()  // see README, Configuration
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = .error

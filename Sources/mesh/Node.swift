@@ -4,6 +4,7 @@ import ArgumentParser
 import Logging
 import ServiceLifecycle
 import StateMesh
+import MeshTransport
 
 /// `mesh node`: run one node until SIGINT or SIGTERM.
 struct Node: AsyncParsableCommand {
@@ -21,7 +22,7 @@ struct Node: AsyncParsableCommand {
     var config: String
 
     func run() async throws {
-        tuneAllocatorForNodes()
+        ProcessAllocator.tuneForStreamingUnlessOptedOut()  // see README, Configuration
         let file: NodeConfigFile
         let configuration: MeshNodeConfiguration
         let resp: RESPServerConfiguration?

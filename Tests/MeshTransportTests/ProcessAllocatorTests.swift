@@ -1,4 +1,5 @@
 #if canImport(Glibc)
+import Glibc
 import Testing
 
 import MeshTransport
@@ -10,6 +11,16 @@ import MeshTransport
 @Suite struct ProcessAllocatorTests {
     @Test func glibcTakesTheSettings() {
         #expect(ProcessAllocator.tuneForStreaming())
+    }
+
+    @Test func environmentOptsOut() {
+        let name = ProcessAllocator.optOutEnvironmentVariable
+        setenv(name, "1", 1)
+        #expect(!ProcessAllocator.tuneForStreamingUnlessOptedOut())
+        setenv(name, "0", 1)
+        #expect(ProcessAllocator.tuneForStreamingUnlessOptedOut())
+        unsetenv(name)
+        #expect(ProcessAllocator.tuneForStreamingUnlessOptedOut())
     }
 
     @Test func refusesThresholdsGlibcCannotTake() {

@@ -1,5 +1,4 @@
 import Benchmark
-import Foundation
 import CSodiumBench
 import Logging
 import MeshSecurity
@@ -83,9 +82,7 @@ nonisolated(unsafe) var loopback = Loopback()
 let benchmarks: @Sendable () -> Void = {
     // The allocator settings `mesh` runs its nodes with (see ProcessAllocator); STATEMESH_MALLOC_DEFAULTS=1
     // measures glibc's defaults instead.
-    if ProcessInfo.processInfo.environment["STATEMESH_MALLOC_DEFAULTS"] != "1" {
-        precondition(ProcessAllocator.tuneForStreaming())
-    }
+    ProcessAllocator.tuneForStreamingUnlessOptedOut()
     let metrics: [BenchmarkMetric] = [.wallClock, .throughput, .mallocCountTotal]
     let configuration = Benchmark.Configuration(
         metrics: metrics, timeUnits: .nanoseconds, warmupIterations: 3, maxDuration: .seconds(3),

@@ -65,7 +65,7 @@ LoggingSystem.bootstrap { label in
     return handler
 }
 // The allocator settings `mesh` runs its nodes with, unless STATEMESH_MALLOC_DEFAULTS=1 (ProcessAllocator).
-if ProcessInfo.processInfo.environment["STATEMESH_MALLOC_DEFAULTS"] != "1" { ProcessAllocator.tuneForStreaming() }
+ProcessAllocator.tuneForStreamingUnlessOptedOut()
 let options = Options(CommandLine.arguments)
 let base = NSTemporaryDirectory() + "statemesh-node-bench-\(UInt32.random(in: 0...UInt32.max))"
 /// Removes the data directories (top-level `defer` does not run before `exit`).

@@ -13,8 +13,7 @@ import NIOPosix
 //   swift run -c release --package-path Benchmarks transport-cost [SIZE] [GIB]
 
 // The allocator settings `mesh` runs its nodes with, unless STATEMESH_MALLOC_DEFAULTS=1.
-let allocatorTuned =
-    ProcessInfo.processInfo.environment["STATEMESH_MALLOC_DEFAULTS"] != "1" && ProcessAllocator.tuneForStreaming()
+let allocatorTuned = ProcessAllocator.tuneForStreamingUnlessOptedOut()
 let size = CommandLine.arguments.count > 1 ? Int(CommandLine.arguments[1])! : 65536
 let gibibytes = CommandLine.arguments.count > 2 ? Double(CommandLine.arguments[2])! : 4
 let batchBytes = 16 << 20
