@@ -247,7 +247,7 @@ let package = Package(
             name: "StateMeshTests",
             dependencies: [
                 "StateMesh", "MeshCRDT", "MeshReplication", "MeshSecurity", "MeshStorage", "MeshMembership",
-                "MeshConfigFile", "MeshCodec",
+                "MeshConfigFile", "MeshCodec", "MeshTesting",
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "MetricsTestKit", package: "swift-metrics"),
             ],
@@ -261,7 +261,7 @@ let package = Package(
         .testTarget(
             name: "MeshRESPServerTests",
             dependencies: [
-                "MeshRESPServer", "MeshRESP", "StateMesh", "MeshSecurity",
+                "MeshRESPServer", "MeshRESP", "StateMesh", "MeshSecurity", "MeshTesting",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import Foundation
 import Logging
+import MeshTesting
 import MeshRESP
 import MeshRESPServer
 import MeshSecurity
@@ -57,7 +58,7 @@ final class RESPMesh: Sendable {
             if seedPort == nil { seedPort = await node.listeningPort }
         }
         if count > 1 {
-            let formed = await eventually(timeout: .seconds(20)) {
+            let formed = await eventually(timeout: .seconds(60)) {
                 for node in self.nodes.withLock({ $0 }) {
                     let alive = await node.status().peers.count { $0.state == "alive" && $0.isConnected }
                     if alive < count - 1 { return false }
@@ -83,8 +84,14 @@ final class RESPMesh: Sendable {
     }
 }
 
-/// A blocking RESP client over a POSIX socket (test-only; replies parsed by `RESPReplyParser`).
-final class RESPClient {
+/// A RESP client over a POSIX socket (test-only; replies parsed by `RESPReplyParser`).
+///
+/// Its socket calls block, so each runs through `runBlocking` on a thread of its own: a blocking call
+/// made on a cooperative thread (a `WAIT` of seconds, a read until the server closes) would stall the
+/// nodes under test, which need those threads to resume after every suspension.
+/// `@unchecked Sendable`: one test task uses a client, and awaits each call before the next, so its
+/// parser and buffer are never touched by two threads at once.
+final class RESPClient: @unchecked Sendable {
     let descriptor: Int32
     private var parser = RESPReplyParser()
     private var buffer = ByteBuffer()
@@ -104,7 +111,7 @@ final class RESPClient {
             close(descriptor)
             throw ClientError("connect to \(port) failed: errno \(errno)")
         }
-        var timeout = timeval(tv_sec: 10, tv_usec: 0)
+        var timeout = timeval(tv_sec: 60, tv_usec: 0)
         setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         var one: Int32 = 1
         setsockopt(descriptor, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
@@ -118,13 +125,8 @@ final class RESPClient {
     }
 
     /// Sends raw bytes.
-    func send(_ bytes: [UInt8]) throws {
-        var sent = 0
-        while sent < bytes.count {
-            let count = bytes[sent...].withUnsafeBytes { Glibc.send(descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-            guard count > 0 else { throw ClientError("send failed: errno \(errno)") }
-            sent += count
-        }
+    func send(_ bytes: [UInt8]) async throws {
+        try await runBlocking { try self.sendNow(bytes) }
     }
 
     /// Encodes a command as a multibulk request.
@@ -138,29 +140,47 @@ final class RESPClient {
 
     /// Sends a command and reads its reply.
     @discardableResult
-    func call(_ arguments: String...) throws -> RESPValue {
-        try send(Self.encode(arguments))
-        return try read()
+    func call(_ arguments: String...) async throws -> RESPValue {
+        let request = Self.encode(arguments)
+        return try await runBlocking {
+            try self.sendNow(request)
+            return try self.readNow()
+        }
     }
 
     /// Reads one reply (or push); throws when the server closed the connection.
-    func read() throws -> RESPValue {
+    func read() async throws -> RESPValue {
+        try await runBlocking { try self.readNow() }
+    }
+
+    /// Whether the server closed the connection (reads until EOF, up to the receive timeout).
+    func isClosedByServer() async -> Bool {
+        await runBlocking {
+            var chunk = [UInt8](repeating: 0, count: 65_536)
+            while true {
+                let count = chunk.withUnsafeMutableBytes { recv(self.descriptor, $0.baseAddress, $0.count, 0) }
+                if count == 0 { return true }
+                if count < 0 { return errno == ECONNRESET }
+            }
+        }
+    }
+
+    private func sendNow(_ bytes: [UInt8]) throws {
+        var sent = 0
+        while sent < bytes.count {
+            let count = bytes[sent...].withUnsafeBytes { Glibc.send(descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            guard count > 0 else { throw ClientError("send failed: errno \(errno)") }
+            sent += count
+        }
+    }
+
+    private func readNow() throws -> RESPValue {
         while true {
             if let value = try parser.next(from: &buffer) { return value }
             var chunk = [UInt8](repeating: 0, count: 65_536)
             let count = chunk.withUnsafeMutableBytes { recv(descriptor, $0.baseAddress, $0.count, 0) }
             guard count > 0 else { throw ClientError(count == 0 ? "connection closed" : "recv failed: errno \(errno)") }
             buffer.writeBytes(chunk[..<count])
-        }
-    }
-
-    /// Whether the server closed the connection (reads until EOF, up to the receive timeout).
-    func isClosedByServer() -> Bool {
-        var chunk = [UInt8](repeating: 0, count: 65_536)
-        while true {
-            let count = chunk.withUnsafeMutableBytes { recv(descriptor, $0.baseAddress, $0.count, 0) }
-            if count == 0 { return true }
-            if count < 0 { return errno == ECONNRESET }
         }
     }
 }
@@ -192,7 +212,7 @@ extension RESPValue {
 
 /// Polls `condition` until it holds or `timeout` passes.
 func eventually(
-    timeout: Duration = .seconds(10), every interval: Duration = .milliseconds(20),
+    timeout: Duration = .seconds(30), every interval: Duration = .milliseconds(20),
     _ condition: () async throws -> Bool
 ) async -> Bool {
     let deadline = ContinuousClock.now + timeout

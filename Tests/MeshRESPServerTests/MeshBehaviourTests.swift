@@ -14,21 +14,21 @@ import Testing
         let mesh = try await RESPMesh(count: 3)
         let a = try mesh.client(0)
         let b = try mesh.client(1)
-        try a.call("SADD", "s", "x", "y")
-        try a.call("HSET", "fabric://fleet/agent-7", "status", "up")
-        #expect(try a.call("WAIT", "2", "5000").integer == 2)
-        #expect(try b.call("SMEMBERS", "s").texts == ["x", "y"])
-        #expect(try b.call("HGET", "fabric://fleet/agent-7", "status").text == "up")
+        try await a.call("SADD", "s", "x", "y")
+        try await a.call("HSET", "fabric://fleet/agent-7", "status", "up")
+        #expect(try await a.call("WAIT", "2", "30000").integer == 2)
+        #expect(try await b.call("SMEMBERS", "s").texts == ["x", "y"])
+        #expect(try await b.call("HGET", "fabric://fleet/agent-7", "status").text == "up")
         // With one peer offline, WAIT 2 gives up after its timeout and answers 1.
         let c = try mesh.client(2)
-        #expect(try c.call("MESH", "OFFLINE").text == "OK")
-        try a.call("INCR", "n")
-        #expect(try a.call("WAIT", "1", "10000").integer == 1)  // B has it (a loaded machine may take a while)
+        #expect(try await c.call("MESH", "OFFLINE").text == "OK")
+        try await a.call("INCR", "n")
+        #expect(try await a.call("WAIT", "1", "30000").integer == 1)  // B has it (a loaded machine may take a while)
         let started = ContinuousClock.now
-        #expect(try a.call("WAIT", "2", "300").integer == 1)
+        #expect(try await a.call("WAIT", "2", "300").integer == 1)
         #expect(ContinuousClock.now - started >= .milliseconds(250))
-        #expect(try c.call("MESH", "ONLINE").text == "OK")
-        #expect(try a.call("WAIT", "2", "10000").integer == 2)
+        #expect(try await c.call("MESH", "ONLINE").text == "OK")
+        #expect(try await a.call("WAIT", "2", "30000").integer == 2)
         await mesh.stop()
     }
 
@@ -38,25 +38,25 @@ import Testing
         let mesh = try await RESPMesh(count: 2)
         let a = try mesh.client(0)
         let b = try mesh.client(1)
-        try a.call("SADD", "s", "x")
-        try a.call("INCRBY", "c", "10")
-        #expect(try a.call("WAIT", "1", "5000").integer == 1)
-        #expect(try b.call("MESH", "OFFLINE").text == "OK")
-        #expect(try a.call("SREM", "s", "x").integer == 1)  // A removes the x it saw...
-        #expect(try b.call("SADD", "s", "x").integer == 0)  // ...while B re-adds it: the add wins.
-        #expect(try a.call("DEL", "c").integer == 1)  // A resets the 10 it saw...
-        #expect(try b.call("INCRBY", "c", "3").integer == 13)  // ...while B adds 3: 3 survives.
-        try a.call("SET", "r", "from-a")
-        try b.call("SET", "r", "from-b")
-        #expect(try b.call("MESH", "ONLINE").text == "OK")
-        let converged = await eventually(timeout: .seconds(20)) {
-            let left = try [a.call("SMEMBERS", "s"), a.call("GET", "c"), a.call("GET", "r")]
-            let right = try [b.call("SMEMBERS", "s"), b.call("GET", "c"), b.call("GET", "r")]
+        try await a.call("SADD", "s", "x")
+        try await a.call("INCRBY", "c", "10")
+        #expect(try await a.call("WAIT", "1", "30000").integer == 1)
+        #expect(try await b.call("MESH", "OFFLINE").text == "OK")
+        #expect(try await a.call("SREM", "s", "x").integer == 1)  // A removes the x it saw...
+        #expect(try await b.call("SADD", "s", "x").integer == 0)  // ...while B re-adds it: the add wins.
+        #expect(try await a.call("DEL", "c").integer == 1)  // A resets the 10 it saw...
+        #expect(try await b.call("INCRBY", "c", "3").integer == 13)  // ...while B adds 3: 3 survives.
+        try await a.call("SET", "r", "from-a")
+        try await b.call("SET", "r", "from-b")
+        #expect(try await b.call("MESH", "ONLINE").text == "OK")
+        let converged = await eventually(timeout: .seconds(60)) {
+            let left = try await [a.call("SMEMBERS", "s"), a.call("GET", "c"), a.call("GET", "r")]
+            let right = try await [b.call("SMEMBERS", "s"), b.call("GET", "c"), b.call("GET", "r")]
             return left == right && left[1].text == "3"
         }
         #expect(converged)
-        #expect(try a.call("SMEMBERS", "s").texts == ["x"])
-        #expect(["from-a", "from-b"].contains(try a.call("GET", "r").text ?? ""))
+        #expect(try await a.call("SMEMBERS", "s").texts == ["x"])
+        #expect(["from-a", "from-b"].contains(try await a.call("GET", "r").text ?? ""))
         await mesh.stop()
     }
 
@@ -65,34 +65,34 @@ import Testing
     @Test func keyspaceNotificationsOfRemoteChanges() async throws {
         let mesh = try await RESPMesh(count: 2)
         let subscriber = try mesh.client(1)
-        let reply = try subscriber.call("PSUBSCRIBE", "__keyspace@0__:*")
+        let reply = try await subscriber.call("PSUBSCRIBE", "__keyspace@0__:*")
         #expect(reply.texts == ["psubscribe", "__keyspace@0__:*"])
-        try subscriber.send(RESPClient.encode(["SUBSCRIBE", "__keyevent@0__:sadd"]))
-        #expect(try subscriber.read().texts == ["subscribe", "__keyevent@0__:sadd"])
+        try await subscriber.send(RESPClient.encode(["SUBSCRIBE", "__keyevent@0__:sadd"]))
+        #expect(try await subscriber.read().texts == ["subscribe", "__keyevent@0__:sadd"])
         let writer = try mesh.client(0)
-        try writer.call("SADD", "remote-set", "m")
+        try await writer.call("SADD", "remote-set", "m")
         var got: [[String]] = []
-        while got.count < 2 { got.append(try #require(try subscriber.read().texts)) }
+        while got.count < 2 { got.append(try #require(try await subscriber.read().texts)) }
         #expect(got.contains(["pmessage", "__keyspace@0__:*", "__keyspace@0__:remote-set", "sadd"]))
         #expect(got.contains(["message", "__keyevent@0__:sadd", "remote-set"]))
         // Only subscription commands (and PING) are allowed in RESP2 subscribed mode.
-        try subscriber.send(RESPClient.encode(["GET", "x"]))
-        #expect(try subscriber.read().errorLine?.hasPrefix("ERR Can't execute 'get'") == true)
+        try await subscriber.send(RESPClient.encode(["GET", "x"]))
+        #expect(try await subscriber.read().errorLine?.hasPrefix("ERR Can't execute 'get'") == true)
         // A write through the subscriber's own node is notified too, once per command.
         let local = try mesh.client(1)
-        try local.call("INCR", "local-counter")
-        #expect(try subscriber.read().texts == ["pmessage", "__keyspace@0__:*", "__keyspace@0__:local-counter", "incrby"])
-        try local.call("SADD", "local-set", "a", "b", "c")
-        try local.call("SREM", "local-set", "a", "b", "c")
+        try await local.call("INCR", "local-counter")
+        #expect(try await subscriber.read().texts == ["pmessage", "__keyspace@0__:*", "__keyspace@0__:local-counter", "incrby"])
+        try await local.call("SADD", "local-set", "a", "b", "c")
+        try await local.call("SREM", "local-set", "a", "b", "c")
         var events: [String] = []
         while events.count < 3 {
-            let message = try #require(try subscriber.read().texts)
+            let message = try #require(try await subscriber.read().texts)
             if message.first == "pmessage" { events.append(message[3]) }  // the keyevent channel also sees the sadd
         }
         #expect(events == ["sadd", "srem", "del"])
         // A DEL on another node arrives as `del`, whatever the type.
-        try writer.call("DEL", "remote-set")
-        #expect(try subscriber.read().texts == ["pmessage", "__keyspace@0__:*", "__keyspace@0__:remote-set", "del"])
+        try await writer.call("DEL", "remote-set")
+        #expect(try await subscriber.read().texts == ["pmessage", "__keyspace@0__:*", "__keyspace@0__:remote-set", "del"])
         await mesh.stop()
     }
 
@@ -100,13 +100,13 @@ import Testing
     @Test func byteAtATimeAndPipelined() async throws {
         let mesh = try await RESPMesh(count: 1)
         let client = try mesh.client(0)
-        for byte in RESPClient.encode(["SET", "k", "value"]) + Array("PING\r\n".utf8) { try client.send([byte]) }
-        #expect(try client.read().text == "OK")
-        #expect(try client.read().text == "PONG")
+        for byte in RESPClient.encode(["SET", "k", "value"]) + Array("PING\r\n".utf8) { try await client.send([byte]) }
+        #expect(try await client.read().text == "OK")
+        #expect(try await client.read().text == "PONG")
         var pipeline: [UInt8] = []
         for _ in 0..<1_000 { pipeline += RESPClient.encode(["INCR", "p"]) }
-        try client.send(pipeline)
-        for expected in 1...1_000 { #expect(try client.read().integer == Int64(expected)) }
+        try await client.send(pipeline)
+        for expected in 1...1_000 { #expect(try await client.read().integer == Int64(expected)) }
         await mesh.stop()
     }
 
@@ -114,18 +114,18 @@ import Testing
     @Test func protocolErrorClosesOnlyThatConnection() async throws {
         let mesh = try await RESPMesh(count: 1) { $0.maximumPipelineBytes = 1 << 20 }
         let good = try mesh.client(0)
-        try good.call("SET", "k", "v")
+        try await good.call("SET", "k", "v")
         for garbage in ["*abc\r\n", "*1\r\n+oops\r\n", "*2000000000\r\n", "*1\r\n$99999999999\r\n", "\"unbalanced\r\n"] {
             let bad = try mesh.client(0)
-            try bad.send(Array(garbage.utf8))
-            #expect(try bad.read().errorLine?.hasPrefix("ERR Protocol error") == true, "\(garbage.debugDescription)")
-            #expect(bad.isClosedByServer())
+            try await bad.send(Array(garbage.utf8))
+            #expect(try await bad.read().errorLine?.hasPrefix("ERR Protocol error") == true, "\(garbage.debugDescription)")
+            #expect(await bad.isClosedByServer())
         }
         // More unexecuted bytes than the query buffer limit: refused, connection closed.
         let flood = try mesh.client(0)
-        try? flood.send(Array("*2\r\n$3\r\nGET\r\n$4000000\r\n".utf8) + [UInt8](repeating: 120, count: 1_200_000))
-        #expect(try flood.read().errorLine?.contains("query buffer limit") == true)
-        #expect(try good.call("GET", "k").text == "v")
+        try? await flood.send(Array("*2\r\n$3\r\nGET\r\n$4000000\r\n".utf8) + [UInt8](repeating: 120, count: 1_200_000))
+        #expect(try await flood.read().errorLine?.contains("query buffer limit") == true)
+        #expect(try await good.call("GET", "k").text == "v")
         await mesh.stop()
     }
 
@@ -137,7 +137,7 @@ import Testing
         let writer = Task.detached { () throws -> [Int64] in
             let client = try RESPClient(port: port)
             var values: [Int64] = []
-            for _ in 0..<500 { values.append(try client.call("INCR", "steady").integer ?? -1) }
+            for _ in 0..<500 { values.append(try await client.call("INCR", "steady").integer ?? -1) }
             return values
         }
         var generator = SystemRandomNumberGenerator()
@@ -159,14 +159,14 @@ import Testing
                 }
                 requests += 1
             }
-            try? bad.send(bytes)
-            _ = bad.isClosedByServer()
+            try? await bad.send(bytes)
+            _ = await bad.isClosedByServer()
         }
         let values = try await writer.value
         #expect(values == Array(1...500))
         let check = try mesh.client(0)
-        #expect(try check.call("GET", "steady").text == "500")
-        let info = try #require(try check.call("INFO", "stats").text)
+        #expect(try await check.call("GET", "steady").text == "500")
+        let info = try #require(try await check.call("INFO", "stats").text)
         #expect(info.contains("protocol_errors:"))
         #expect(await mesh.node(0).status().storageFailed == false)
         await mesh.stop()
@@ -177,14 +177,14 @@ import Testing
     @Test func subscriptionsAreBounded() async throws {
         let mesh = try await RESPMesh(count: 1) { $0.maximumSubscriptionsPerClient = 3 }
         let client = try mesh.client(0)
-        try client.send(RESPClient.encode(["HELLO", "3"]))
-        _ = try client.read()
+        try await client.send(RESPClient.encode(["HELLO", "3"]))
+        _ = try await client.read()
         for channel in ["a", "b", "c"] {
-            #expect(try client.call("SUBSCRIBE", channel).texts == ["subscribe", channel])
+            #expect(try await client.call("SUBSCRIBE", channel).texts == ["subscribe", channel])
         }
-        #expect(try client.call("PSUBSCRIBE", "d*").errorLine?.hasPrefix("ERR this client already has 3 subscriptions") == true)
-        #expect(try client.call("SUBSCRIBE", "a").texts == ["subscribe", "a"])
-        #expect(try client.call("PING").text == "PONG")
+        #expect(try await client.call("PSUBSCRIBE", "d*").errorLine?.hasPrefix("ERR this client already has 3 subscriptions") == true)
+        #expect(try await client.call("SUBSCRIBE", "a").texts == ["subscribe", "a"])
+        #expect(try await client.call("PING").text == "PONG")
         await mesh.stop()
     }
 
@@ -193,11 +193,11 @@ import Testing
         let mesh = try await RESPMesh(count: 1) { $0.maximumClients = 2 }
         let first = try mesh.client(0)
         let second = try mesh.client(0)
-        #expect(try first.call("PING").text == "PONG")
-        #expect(try second.call("PING").text == "PONG")
+        #expect(try await first.call("PING").text == "PONG")
+        #expect(try await second.call("PING").text == "PONG")
         let third = try mesh.client(0)
-        #expect(try third.read().errorLine == "ERR max number of clients reached")
-        #expect(try first.call("PING").text == "PONG")
+        #expect(try await third.read().errorLine == "ERR max number of clients reached")
+        #expect(try await first.call("PING").text == "PONG")
         await mesh.stop()
     }
 }

@@ -32,7 +32,7 @@ final class EventLog: Sendable {
         }
     }
 
-    func waitFor(count: Int, timeout: Duration = .seconds(5)) async -> Bool {
+    func waitFor(count: Int, timeout: Duration = .seconds(30)) async -> Bool {
         await TestSupport.eventually(timeout: timeout) { self.all.count >= count }
     }
 }

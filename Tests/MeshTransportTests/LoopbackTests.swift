@@ -212,7 +212,7 @@ import Testing
         #expect(!finished.withLock { $0 })
         await nodeB.shutdown()
         // Awaited only once it has finished: a send that never returns fails the test instead of hanging it.
-        let didFinish = await TestSupport.eventually(timeout: .seconds(10)) { finished.withLock { $0 } }
+        let didFinish = await TestSupport.eventually(timeout: .seconds(60)) { finished.withLock { $0 } }
         #expect(didFinish)
         if didFinish { await #expect(throws: (any Error).self) { try await sending.value } }
         await nodeA.shutdown()

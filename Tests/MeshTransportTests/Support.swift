@@ -51,7 +51,7 @@ enum TestSupport {
     }
 
     /// Polls `condition` until it holds or `timeout` passes.
-    static func eventually(timeout: Duration = .seconds(5), _ condition: () -> Bool) async -> Bool {
+    static func eventually(timeout: Duration = .seconds(30), _ condition: () -> Bool) async -> Bool {
         let deadline = ContinuousClock.now.advanced(by: timeout)
         while ContinuousClock.now < deadline {
             if condition() { return true }
@@ -79,7 +79,7 @@ final class Collector: Sendable {
     var all: [InboundMessage] { store.messages.withLock { $0 } }
     var count: Int { store.messages.withLock { $0.count } }
 
-    func waitFor(count: Int, timeout: Duration = .seconds(10)) async -> Bool {
+    func waitFor(count: Int, timeout: Duration = .seconds(30)) async -> Bool {
         await TestSupport.eventually(timeout: timeout) { self.count >= count }
     }
 }
@@ -119,7 +119,7 @@ final class RawPeer: Sendable {
     }
 
     /// The next complete frame body from the server.
-    func nextFrame(timeout: Duration = .seconds(5)) async throws -> [UInt8] {
+    func nextFrame(timeout: Duration = .seconds(30)) async throws -> [UInt8] {
         var frame: [UInt8]?
         _ = await TestSupport.eventually(timeout: timeout) {
             let bytes = sink.received.withLock { $0 }
@@ -148,7 +148,7 @@ final class RawPeer: Sendable {
 
     var isClosed: Bool { !channel.isActive }
 
-    func waitClosed(timeout: Duration = .seconds(5)) async -> Bool {
+    func waitClosed(timeout: Duration = .seconds(30)) async -> Bool {
         await TestSupport.eventually(timeout: timeout) { !self.channel.isActive }
     }
 

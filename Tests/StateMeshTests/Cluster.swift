@@ -94,7 +94,7 @@ final class Cluster: Sendable {
 
 /// Polls `condition` until it holds or `timeout` passes; returns whether it held.
 func eventually(
-    timeout: Duration = .seconds(20), every interval: Duration = .milliseconds(50),
+    timeout: Duration = .seconds(60), every interval: Duration = .milliseconds(50),
     _ condition: () async throws -> Bool
 ) async rethrows -> Bool {
     let deadline = ContinuousClock.now.advanced(by: timeout)
@@ -124,7 +124,7 @@ func converged(_ nodes: [MeshNode], domain: String = "default") async -> Bool {
 
 /// Collects events from `stream` until `enough` says so, or `timeout` passes (then returns what came).
 func collect(
-    _ stream: AsyncThrowingStream<ChangeEvent, any Error>, timeout: Duration = .seconds(20),
+    _ stream: AsyncThrowingStream<ChangeEvent, any Error>, timeout: Duration = .seconds(60),
     until enough: @escaping @Sendable ([ChangeEvent]) -> Bool
 ) async throws -> [ChangeEvent] {
     final class Received: Sendable { let events = Mutex<[ChangeEvent]>([]) }

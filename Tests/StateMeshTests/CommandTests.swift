@@ -5,6 +5,7 @@ import Foundation
 import MeshConfigFile
 import MeshMembership
 import MeshSecurity
+import MeshTesting
 import StateMesh
 import Testing
 
@@ -17,21 +18,25 @@ func packageExecutable(_ name: String) throws -> URL {
     return url
 }
 
-/// Runs `mesh` with `arguments` to completion; returns its status, stdout and stderr.
-func runMesh(_ arguments: [String], environment: [String: String] = [:]) throws -> (Int32, String, String) {
-    let process = Process()
-    process.executableURL = try packageExecutable("mesh")
-    process.arguments = arguments
-    process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-    let output = Pipe()
-    let errors = Pipe()
-    process.standardOutput = output
-    process.standardError = errors
-    try process.run()
-    let out = output.fileHandleForReading.readDataToEndOfFile()
-    let err = errors.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return (process.terminationStatus, String(decoding: out, as: UTF8.self), String(decoding: err, as: UTF8.self))
+/// Runs `mesh` with `arguments` to completion; returns its status, stdout and stderr. The wait runs off
+/// the cooperative pool (`runBlocking`).
+func runMesh(_ arguments: [String], environment: [String: String] = [:]) async throws -> (Int32, String, String) {
+    let executable = try packageExecutable("mesh")
+    return try await runBlocking {
+        let process = Process()
+        process.executableURL = executable
+        process.arguments = arguments
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        let output = Pipe()
+        let errors = Pipe()
+        process.standardOutput = output
+        process.standardError = errors
+        try process.run()
+        let out = output.fileHandleForReading.readDataToEndOfFile()
+        let err = errors.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: out, as: UTF8.self), String(decoding: err, as: UTF8.self))
+    }
 }
 
 /// A directory with an identity, a cluster key and a valid configuration file for one node.
@@ -191,7 +196,7 @@ struct CommandTests {
     @Test func nodeCommandRefusesBadConfiguration() async throws {
         let fixture = try ConfigFixture(port: 99_999)
         defer { fixture.remove() }
-        let (status, _, errors) = try runMesh(["node", "--config", fixture.file])
+        let (status, _, errors) = try await runMesh(["node", "--config", fixture.file])
         #expect(status != 0)
         #expect(errors.contains("\(fixture.file): listen.port:"))
         #expect(!FileManager.default.fileExists(atPath: "\(fixture.directory)/data"))
@@ -201,7 +206,7 @@ struct CommandTests {
     @Test func keygenWritesPrivateKeyFiles() async throws {
         let directory = NSTemporaryDirectory() + "statemesh-keygen-\(UInt32.random(in: 0...UInt32.max))"
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let (status, output, _) = try runMesh(["keygen", "--out", directory, "--cluster-key"])
+        let (status, output, _) = try await runMesh(["keygen", "--out", directory, "--cluster-key"])
         #expect(status == 0)
         let identity = try NodeIdentity.load(from: "\(directory)/identity.key")
         #expect(output.contains("public key: \(identity.publicKey.hex)"))
@@ -209,7 +214,7 @@ struct CommandTests {
             let mode = try FileManager.default.attributesOfItem(atPath: "\(directory)/\(name)")[.posixPermissions] as? Int
             #expect(mode == 0o600)
         }
-        let (again, _, errors) = try runMesh(["keygen", "--out", directory])
+        let (again, _, errors) = try await runMesh(["keygen", "--out", directory])
         #expect(again != 0 && errors.contains("exists"))
     }
 
@@ -278,15 +283,17 @@ struct CommandTests {
             try await writer.set("fabric://default/s").insert("e\(index)")
         }
         let expected = await writer.status().domains.first { $0.name == "default" }
-        let statuses: () throws -> [NodeStatus] = {
-            try ports.map { _, statusPort in
-                let (status, output, _) = try runMesh(["status", "--node", "127.0.0.1:\(statusPort)", "--json"])
+        func statuses() async throws -> [NodeStatus] {
+            var all: [NodeStatus] = []
+            for (_, statusPort) in ports {
+                let (status, output, _) = try await runMesh(["status", "--node", "127.0.0.1:\(statusPort)", "--json"])
                 guard status == 0 else { throw MeshError(.notRunning, "status failed") }
-                return try JSONDecoder().decode(NodeStatus.self, from: Data(output.utf8))
+                all.append(try JSONDecoder().decode(NodeStatus.self, from: Data(output.utf8)))
             }
+            return all
         }
-        let converged = await eventually(timeout: .seconds(30), every: .milliseconds(300)) {
-            guard let all = try? statuses() else { return false }
+        let converged = await eventually(timeout: .seconds(60), every: .milliseconds(300)) {
+            guard let all = try? await statuses() else { return false }
             return all.allSatisfy { status in
                 let domain = status.domains.first { $0.name == "default" }
                 return domain?.vector == expected?.vector && domain?.objectCount == expected?.objectCount
@@ -295,7 +302,7 @@ struct CommandTests {
         }
         #expect(converged)
         // The human-readable table names the peers and the domain.
-        let (tableStatus, table, _) = try runMesh(["status", "--node", "127.0.0.1:\(ports[1].1)"])
+        let (tableStatus, table, _) = try await runMesh(["status", "--node", "127.0.0.1:\(ports[1].1)"])
         #expect(tableStatus == 0 && table.contains("DOMAIN") && table.contains("default"))
         // ...and the node's Redis front door.
         #expect(table.contains("resp front door 127.0.0.1:\(respPorts[1])  clients 0"))
@@ -303,7 +310,12 @@ struct CommandTests {
         await writer.shutdown()
         _ = try? await runner.value
         for process in processes { kill(process.processIdentifier, SIGTERM) }
-        for process in processes { process.waitUntilExit() }
-        #expect(processes.allSatisfy { $0.terminationStatus == 0 })
+        let exitStatuses = await runBlocking { [processes] in
+            processes.map { process in
+                process.waitUntilExit()
+                return process.terminationStatus
+            }
+        }
+        #expect(exitStatuses.allSatisfy { $0 == 0 })
     }
 }

@@ -4,12 +4,20 @@ import Glibc
 import Foundation
 import MeshSecurity
 import MeshStorage
+import MeshTesting
 import StateMesh
 import Testing
 
 /// Runs `mesh-crash-writer` (built next to the test binary), SIGKILLs it after `acknowledgements`
-/// acknowledged writes, and returns every index it printed as acknowledged.
-private func writeUntilKilled(directory: String, mode: String, start: Int, acknowledgements: Int) throws -> [Int] {
+/// acknowledged writes, and returns every index it printed as acknowledged. The reads and waits run off
+/// the cooperative pool (`runBlocking`).
+private func writeUntilKilled(directory: String, mode: String, start: Int, acknowledgements: Int) async throws -> [Int] {
+    try await runBlocking {
+        try writeUntilKilledBlocking(directory: directory, mode: mode, start: start, acknowledgements: acknowledgements)
+    }
+}
+
+private func writeUntilKilledBlocking(directory: String, mode: String, start: Int, acknowledgements: Int) throws -> [Int] {
     let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
         .appendingPathComponent("mesh-crash-writer")
     guard FileManager.default.isExecutableFile(atPath: binary.path) else {
@@ -72,7 +80,7 @@ struct CrashTests {
         var total = 0
         for _ in 0..<20 {
             let target = Int.random(in: 5...120, using: &generator)
-            let acknowledged = try writeUntilKilled(directory: directory, mode: "always", start: next, acknowledgements: target)
+            let acknowledged = try await writeUntilKilled(directory: directory, mode: "always", start: next, acknowledgements: target)
             #expect(acknowledged.count >= target, "the writer stopped early")
             everything.formUnion(acknowledged.map { "w-\($0)" })
             total += acknowledged.count
@@ -93,7 +101,7 @@ struct CrashTests {
         var lostTotal = 0
         var acknowledgedTotal = 0
         for round in 0..<5 {
-            let acknowledged = try writeUntilKilled(
+            let acknowledged = try await writeUntilKilled(
                 directory: directory, mode: "batched", start: next, acknowledgements: 300 + round * 50)
             let recovered = try await recoveredElements(directory: directory, durability: .batched(intervalMilliseconds: 20))
             let present = acknowledged.map { recovered.contains("w-\($0)") }

@@ -148,7 +148,7 @@ struct NodeTests {
         try await Task.sleep(for: .milliseconds(200))
         let before = await node.status().storageCommits
         try await node.counter("fabric://default/hits").increment()
-        #expect(await eventually(timeout: .seconds(2)) { await node.status().storageCommits > before })
+        #expect(await eventually(timeout: .seconds(20)) { await node.status().storageCommits > before })
         let settled = await node.status().storageCommits
         try await Task.sleep(for: .milliseconds(300))
         #expect(await node.status().storageCommits == settled)
@@ -190,7 +190,7 @@ struct NodeTests {
         await nodes[2].block([nodes[0].nodeID, nodes[1].nodeID])
         await nodes[0].block([isolated])
         await nodes[1].block([isolated])
-        let declaredDead = await eventually(timeout: .seconds(30)) {
+        let declaredDead = await eventually(timeout: .seconds(60)) {
             await nodes[0].status().peers.first { $0.nodeID == "\(isolated)" }?.state == "dead"
         }
         #expect(declaredDead)
@@ -199,7 +199,7 @@ struct NodeTests {
         await nodes[2].unblock([nodes[0].nodeID, nodes[1].nodeID])
         await nodes[0].unblock([isolated])
         await nodes[1].unblock([isolated])
-        let rejoined = await eventually(timeout: .seconds(30)) {
+        let rejoined = await eventually(timeout: .seconds(60)) {
             for node in nodes where !(await node.status().peers.allSatisfy { $0.state == "alive" }) {
                 return false
             }
