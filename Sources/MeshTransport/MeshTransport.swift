@@ -142,14 +142,28 @@ public final class MeshTransport: Sendable {
     /// (messages after it are not sent).
     public func send(contentsOf messages: [[UInt8]], to peer: NodeID) async throws {
         guard !messages.isEmpty else { return }
+        try await write(contentsOf: messages, to: peer).get()
+    }
+
+    /// `send(contentsOf:to:)` without suspending: hands the burst to the session's event loop and returns
+    /// a future that succeeds once the last message is written to the socket (or fails as `send` throws).
+    ///
+    /// For callers on an event loop of their own (a node's actor), which would otherwise hop to Swift's
+    /// global executor and back for every `await`; they can hop the future back to their loop instead.
+    /// Throws `.peerNotConnected` when there is no session.
+    public func write(contentsOf messages: [[UInt8]], to peer: NodeID) throws(SecurityError) -> EventLoopFuture<Void> {
         guard let channel = core.channel(for: peer) else {
             throw SecurityError(.peerNotConnected, "no session with \(peer)")
         }
         let written = channel.eventLoop.makePromise(of: Void.self)
+        if messages.isEmpty {
+            written.succeed(())
+            return written.futureResult
+        }
         channel.eventLoop.execute {
             BurstWriter(channel: channel, messages: messages, written: written).start()
         }
-        try await written.futureResult.get()
+        return written.futureResult
     }
 
     /// Waits until a session with `peer` exists or `timeout` passes; returns whether it exists.

@@ -73,7 +73,10 @@ public actor MeshNode: Service {
     /// Authenticated sessions, by member ID.
     var sessions: [MemberID: NodeID] = [:]
     var maintainedAddresses = Set<MemberAddress>()
-    var outboxes: [NodeID: AsyncStream<[UInt8]>.Continuation] = [:]
+    /// Messages waiting for each peer's session (see `enqueue`).
+    var outboxes: [NodeID: PeerOutbox] = [:]
+    /// Tells outboxes apart across a peer's outbox being dropped and made again.
+    var outboxesMade: UInt64 = 0
 
     var writeWaiters: [WriteID: Waiter<Void>] = [:]
     var readWaiters: [UInt64: Waiter<ReadResult>] = [:]
@@ -331,10 +334,10 @@ public actor MeshNode: Service {
             let goodbye = membership!.leave(now: now())
             handle(goodbye)
         }
-        // Let the goodbye and queued gossip leave before the sessions close.
-        for continuation in outboxes.values { continuation.finish() }
-        outboxes = [:]
+        // Let the goodbye and queued gossip leave before the sessions close (their writes are scheduled
+        // on this loop, which runs them while this waits).
         try? await Task.sleep(for: .milliseconds(50))
+        outboxes = [:]
         let stopError = MeshError(.notRunning, "the node is shutting down")
         for (_, waiter) in writeWaiters { waiter.fail(stopError) }
         writeWaiters = [:]
@@ -444,7 +447,7 @@ public actor MeshNode: Service {
         }
         for (member, peer) in sessions where current[member] == nil {
             sessions[member] = nil
-            outboxes.removeValue(forKey: peer)?.finish()
+            outboxes[peer] = nil
         }
     }
 
@@ -574,34 +577,63 @@ public actor MeshNode: Service {
         try? persist { try $0.setMember(MemberRecord.encode(member), forID: member.id.bytes) }
     }
 
+    /// Queues a message for `node`'s session. Everything queued for a peer in one turn of the node's
+    /// event loop leaves as one burst at the end of that turn (`writeOutbox`); while a burst is being
+    /// written, later messages wait and follow as the next one, so a peer's messages keep their order.
+    /// The wait is bounded by `maximumOutboundMessagesPerPeer` (beyond it messages are dropped and
+    /// gossip repairs what they carried), as is the burst in flight.
+    ///
+    /// The bursts are handed to the transport without an `await` (`MeshTransport.write`): a call to the
+    /// transport's async `send` from this actor hops to Swift's global executor and back for every
+    /// message, and with replication traffic those hops cost a peer about a third of its CPU.
     private func enqueue(_ kind: UInt8, _ body: [UInt8], to node: NodeID) {
         guard !isOffline, !blockedPeers.contains(node) else { return }
+        if let outbox = outboxes[node], outbox.queued.count >= configuration.maximumOutboundMessagesPerPeer {
+            metrics.droppedOutboundFull.increment()
+            return
+        }
         var framed = [UInt8]()
         framed.reserveCapacity(body.count + 1)
         framed.append(kind)
         framed.append(contentsOf: body)
-        let continuation: AsyncStream<[UInt8]>.Continuation
-        if let existing = outboxes[node] {
-            continuation = existing
-        } else {
-            let (stream, created) = AsyncStream.makeStream(
-                of: [UInt8].self, bufferingPolicy: .bufferingOldest(configuration.maximumOutboundMessagesPerPeer))
-            outboxes[node] = created
-            continuation = created
-            Task { await self.drainOutbox(stream, to: node) }
+        if outboxes[node] == nil {
+            outboxesMade += 1
+            outboxes[node] = PeerOutbox(generation: outboxesMade)
         }
-        if case .dropped = continuation.yield(framed) { metrics.droppedOutboundFull.increment() }
+        outboxes[node]!.queued.append(framed)
+        if !outboxes[node]!.isWriteScheduled && !outboxes[node]!.isWriting {
+            outboxes[node]!.isWriteScheduled = true
+            eventLoop.execute { self.assumeIsolated { $0.writeOutbox(to: node) } }
+        }
     }
 
-    /// Sends one peer's outbox in order; a failed send (no session) is dropped, and gossip repairs what it
-    /// carried. It runs on the node's own executor (its event loop), not Swift's global executor: with two
-    /// cores, long synchronous work of other tasks in the process (test suites, an embedding application)
-    /// could hold every global-executor thread for seconds, and replication, WAIT and acknowledgements
-    /// stalled with it.
-    private func drainOutbox(_ stream: AsyncStream<[UInt8]>, to node: NodeID) async {
-        for await message in stream {
-            try? await transport.send(message, to: node)
+    /// Hands what waits for `node` to the transport as one burst, unless a burst is being written.
+    private func writeOutbox(to node: NodeID) {
+        guard outboxes[node] != nil else { return }
+        outboxes[node]!.isWriteScheduled = false
+        guard !outboxes[node]!.isWriting, !outboxes[node]!.queued.isEmpty else { return }
+        let burst = outboxes[node]!.queued
+        outboxes[node]!.queued = []
+        let generation = outboxes[node]!.generation
+        let written: EventLoopFuture<Void>
+        do {
+            written = try transport.write(contentsOf: burst, to: node)
+        } catch {
+            // No session (it closed since): dropped, gossip repairs what the messages carried.
+            metrics.droppedNoSession.increment(by: burst.count)
+            return
         }
+        outboxes[node]!.isWriting = true
+        written.hop(to: eventLoop).whenComplete { _ in
+            // A failed write (the session closed midway) drops the rest of the burst, as above.
+            self.assumeIsolated { $0.outboxWritten(to: node, generation: generation) }
+        }
+    }
+
+    private func outboxWritten(to node: NodeID, generation: UInt64) {
+        guard outboxes[node]?.generation == generation else { return }
+        outboxes[node]!.isWriting = false
+        writeOutbox(to: node)
     }
 
     // MARK: Storage
@@ -877,7 +909,6 @@ public actor MeshNode: Service {
     /// comes back it refutes and catches up (and they catch up with what it wrote meanwhile).
     public func goOffline() {
         isOffline = true
-        for continuation in outboxes.values { continuation.finish() }
         outboxes = [:]
     }
 
@@ -895,7 +926,7 @@ public actor MeshNode: Service {
     /// for tests, below membership and replication but above the transport.
     package func block(_ peers: Set<NodeID>) {
         blockedPeers.formUnion(peers)
-        for peer in peers { outboxes.removeValue(forKey: peer)?.finish() }
+        for peer in peers { outboxes[peer] = nil }
     }
 
     /// Ends a `block`.
