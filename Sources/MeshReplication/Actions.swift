@@ -9,9 +9,11 @@ public enum ReplicationAction: Sendable {
     /// A write met its write concern.
     case acknowledge(WriteID)
     /// A read from `R` replicas completed.
-    case completeRead(ReadResult)
+    indirect case completeRead(ReadResult)
     /// Something went wrong; the state machine stayed consistent.
-    case fail(ReplicationError)
+    /// (Boxed, like `completeRead`: rare and large, they would widen every action, and a step
+    /// returns one action per delivery.)
+    indirect case fail(ReplicationError)
 }
 
 /// A contiguous run of one origin's writes that became visible in a domain.

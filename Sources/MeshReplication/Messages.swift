@@ -242,13 +242,14 @@ public enum ReplicationMessage: Sendable, Equatable {
     /// Anti-entropy digest: the sender's vector per domain. A reply is not replied to.
     case digest(isReply: Bool, vectors: [DomainVector])
     /// One chunk of a snapshot: objects of a domain and the vector the whole snapshot covers.
-    case snapshot(SnapshotChunk)
+    /// (Boxed, like `readReply`: rare and large, they would widen every message and action.)
+    indirect case snapshot(SnapshotChunk)
     /// "I delivered your writes of `domain` up to `sequence`" (for write concerns).
     case acknowledge(domain: String, sequence: UInt64)
     /// Asks for the receiver's state of one key (a read from `R` replicas).
     case readRequest(id: UInt64, domain: String, key: String)
     /// The answer to a read request (`nil` when the key is absent).
-    case readReply(id: UInt64, domain: String, key: String, value: ObjectValue?)
+    indirect case readReply(id: UInt64, domain: String, key: String, value: ObjectValue?)
     /// The tree root's per-round beacon, flooded on eager links: the first copy fixes the
     /// receiver's parent, a later copy of the same round prunes the link it came on.
     case beacon(root: ReplicaID, round: UInt64)
