@@ -596,25 +596,29 @@ public actor MeshNode: Service {
         framed.reserveCapacity(body.count + 1)
         framed.append(kind)
         framed.append(contentsOf: body)
-        if outboxes[node] == nil {
-            outboxesMade += 1
-            outboxes[node] = PeerOutbox(generation: outboxesMade)
-        }
-        outboxes[node]!.queued.append(framed)
-        if !outboxes[node]!.isWriteScheduled && !outboxes[node]!.isWriting {
-            outboxes[node]!.isWriteScheduled = true
+        var outbox = outboxes.removeValue(forKey: node) ?? makeOutbox()
+        outbox.queued.append(framed)
+        if !outbox.isWriteScheduled && !outbox.isWriting {
+            outbox.isWriteScheduled = true
             eventLoop.execute { self.assumeIsolated { $0.writeOutbox(to: node) } }
         }
+        outboxes[node] = outbox
+    }
+
+    private func makeOutbox() -> PeerOutbox {
+        outboxesMade += 1
+        return PeerOutbox(generation: outboxesMade)
     }
 
     /// Hands what waits for `node` to the transport as one burst, unless a burst is being written.
     private func writeOutbox(to node: NodeID) {
-        guard outboxes[node] != nil else { return }
-        outboxes[node]!.isWriteScheduled = false
-        guard !outboxes[node]!.isWriting, !outboxes[node]!.queued.isEmpty else { return }
-        let burst = outboxes[node]!.queued
-        outboxes[node]!.queued = []
-        let generation = outboxes[node]!.generation
+        // Taken out and put back, so the queue's storage has one owner while it is emptied.
+        guard var outbox = outboxes.removeValue(forKey: node) else { return }
+        outbox.isWriteScheduled = false
+        let burst = outbox.isWriting ? [] : outbox.queued
+        if !burst.isEmpty { outbox.queued = [] }
+        outboxes[node] = outbox
+        guard !burst.isEmpty else { return }
         let written: EventLoopFuture<Void>
         do {
             written = try transport.write(contentsOf: burst, to: node)
@@ -624,6 +628,7 @@ public actor MeshNode: Service {
             return
         }
         outboxes[node]!.isWriting = true
+        let generation = outbox.generation
         written.hop(to: eventLoop).whenComplete { _ in
             // A failed write (the session closed midway) drops the rest of the burst, as above.
             self.assumeIsolated { $0.outboxWritten(to: node, generation: generation) }
