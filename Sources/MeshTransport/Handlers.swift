@@ -85,8 +85,7 @@ final class HandshakeHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
         if machine.role == .initiator {
             do {
-                let first = try machine.start()
-                context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(bytes: first)), promise: nil)
+                send(try machine.start(), context: context)
             } catch {
                 fail(context: context, error)
             }
@@ -105,16 +104,25 @@ final class HandshakeHandler: ChannelInboundHandler, RemovableChannelHandler {
                 throw SecurityError(.malformedHandshake, "handshake frame of \(frame.readableBytes) bytes")
             }
             let output = try machine.receive(Array(frame.readableBytesView), now: .now)
-            if let bytes = output.bytesToSend {
-                context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(bytes: bytes)), promise: nil)
+            if let session = output.session {
+                try establish(context: context, session: session, confirmation: output.bytesToSend)
+            } else if let bytes = output.bytesToSend {
+                send(bytes, context: context)
             }
-            if let session = output.session { try establish(context: context, session: session) }
         } catch {
             fail(context: context, error)
         }
     }
 
-    private func establish(context: ChannelHandlerContext, session: SecureSession) throws {
+    private func send(_ bytes: [UInt8], context: ChannelHandlerContext) {
+        context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(bytes: bytes)), promise: nil)
+    }
+
+    /// Hands the session to the observer, then sends the responder's key confirmation: the initiator acts
+    /// on the confirmation (a takeover closes its older session at once), so this node must hold the new
+    /// session before the confirmation leaves, or the older session's close could be seen here first and
+    /// published as the peer going away.
+    private func establish(context: ChannelHandlerContext, session: SecureSession, confirmation: [UInt8]?) throws {
         isDone = true
         timeoutTask?.cancel()
         if holdsGateSlot { observer?.handshakeEnded() }
@@ -122,7 +130,9 @@ final class HandshakeHandler: ChannelInboundHandler, RemovableChannelHandler {
         try context.pipeline.syncOperations.addHandler(sessionHandler, position: .after(self))
         let initiator = machine.role == .initiator ? localID : session.peer
         if let observer {
-            switch observer.sessionEstablished(peer: session.peer, initiator: initiator, channel: context.channel) {
+            let admission = observer.sessionEstablished(peer: session.peer, initiator: initiator, channel: context.channel)
+            if let confirmation { send(confirmation, context: context) }
+            switch admission {
             case .active(let number), .standby(let number):
                 sessionHandler.sessionNumber = number
                 context.fireUserInboundEventTriggered(SessionEstablishedEvent(peer: session.peer))
@@ -131,6 +141,7 @@ final class HandshakeHandler: ChannelInboundHandler, RemovableChannelHandler {
                 context.close(promise: nil)
             }
         } else {
+            if let confirmation { send(confirmation, context: context) }
             context.fireUserInboundEventTriggered(SessionEstablishedEvent(peer: session.peer))
         }
         established?.succeed(session.peer)

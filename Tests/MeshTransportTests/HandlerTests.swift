@@ -206,6 +206,47 @@ import Testing
         }
     }
 
+    /// Counts the writes that reach the head of a pipeline.
+    final class WriteCounter: ChannelOutboundHandler, Sendable {
+        typealias OutboundIn = ByteBuffer
+        let count = Mutex(0)
+        func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+            count.withLock { $0 += 1 }
+            context.write(data, promise: promise)
+        }
+    }
+
+    /// Records how many writes had left the responder when the session was handed over.
+    final class EstablishmentObserver: ConnectionObserver {
+        let writes: WriteCounter
+        let writesAtEstablishment = Mutex<Int?>(nil)
+        init(writes: WriteCounter) { self.writes = writes }
+
+        func connectionFailed(_ error: SecurityError, duringHandshake: Bool, remote: SocketAddress?, peer: NodeID?) {}
+        func handshakeEnded() {}
+        func sessionEstablished(peer: NodeID, initiator: NodeID, channel: any Channel) -> SessionAdmission {
+            let written = writes.count.withLock { $0 }
+            writesAtEstablishment.withLock { $0 = written }
+            return .active(1)
+        }
+        func sessionClosed(peer: NodeID, session: Int, channel: any Channel, reason: SecurityError?) {}
+        func deliver(peer: NodeID, messages: [[UInt8]], session: Int, channel: any Channel) {}
+    }
+
+    /// The responder hands the session over before its key confirmation leaves: the initiator closes an
+    /// older session as soon as the confirmation arrives, and a responder not yet holding the newer one
+    /// would take that close for the peer going away.
+    @Test func responderHoldsTheSessionBeforeConfirming() throws {
+        let writes = WriteCounter()
+        let observer = EstablishmentObserver(writes: writes)
+        let pair = try pair(serverObserver: observer)
+        try pair.server.pipeline.syncOperations.addHandler(writes, position: .first)
+        try establish(pair, byteByByte: false)
+        _ = try pair.clientEstablished.wait()
+        #expect(observer.writesAtEstablishment.withLock { $0 } == 1)  // message 2 only
+        #expect(writes.count.withLock { $0 } == 2)  // then the confirmation
+    }
+
     /// The messages one read burst opens reach the observer together, in order, at the end of the burst; and
     /// those opened before a forged frame in the same burst are still delivered before the session fails.
     @Test func sessionHandsOverEachReadBurstAndDeliversBeforeFailing() throws {
