@@ -212,7 +212,7 @@ let package = Package(
         ),
         .testTarget(
             name: "MeshSimulationTests",
-            dependencies: ["MeshCRDT", "MeshReplication", "MeshSimulation"],
+            dependencies: ["MeshCRDT", "MeshReplication", "MeshSimulation", "MeshTesting"],
             swiftSettings: strictSettings
         ),
         .testTarget(

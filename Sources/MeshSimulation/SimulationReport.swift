@@ -46,6 +46,9 @@ public struct SimulationReport: Sendable, Equatable {
     public var elapsedVirtualMilliseconds: UInt64 = 0
     /// Wall-clock seconds, filled in by the caller (the core has no clock).
     public var elapsedSeconds = 0.0
+    /// Whether the process's allocator backed its heap with huge pages (`mesh-sim --huge-pages`), filled in
+    /// by the caller; `nil` prints `null`. Like `elapsedSeconds`, it bears on the time only.
+    public var mallocHugePages: Bool?
 
     public init() {}
 
@@ -95,7 +98,9 @@ public struct SimulationReport: Sendable, Equatable {
             ("snapshot_bytes", String(snapshotBytes)), ("crashes", String(crashes)),
             ("partition_episodes", String(partitionEpisodes)), ("errors", object(errors)),
             ("virtual_milliseconds", String(elapsedVirtualMilliseconds)),
-            ("elapsed_seconds", number(elapsedSeconds)), ("failure", failure.map(string) ?? "null"),
+            ("elapsed_seconds", number(elapsedSeconds)),
+            ("malloc_huge_pages", mallocHugePages.map { String($0) } ?? "null"),
+            ("failure", failure.map(string) ?? "null"),
         ]
         return "{" + fields.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",") + "}"
     }

@@ -9,34 +9,11 @@ import MeshTesting
 import StateMesh
 import Testing
 
-/// A built executable of this package (next to the test binary).
-func packageExecutable(_ name: String) throws -> URL {
-    let url = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent(name)
-    guard FileManager.default.isExecutableFile(atPath: url.path) else {
-        throw MeshError(.invalidRequest, "\(url.path) is missing: build all products (swift build --build-tests)")
-    }
-    return url
-}
-
-/// Runs `mesh` with `arguments` to completion; returns its status, stdout and stderr. The wait runs off
-/// the cooperative pool (`runBlocking`).
+/// Runs `mesh` with `arguments` to completion; returns its status, stdout and stderr.
 func runMesh(_ arguments: [String], environment: [String: String] = [:]) async throws -> (Int32, String, String) {
-    let executable = try packageExecutable("mesh")
-    return try await runBlocking {
-        let process = Process()
-        process.executableURL = executable
-        process.arguments = arguments
-        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        let output = Pipe()
-        let errors = Pipe()
-        process.standardOutput = output
-        process.standardError = errors
-        try process.run()
-        let out = output.fileHandleForReading.readDataToEndOfFile()
-        let err = errors.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: out, as: UTF8.self), String(decoding: err, as: UTF8.self))
-    }
+    let result = try await runToCompletion(
+        try builtExecutable(named: "mesh"), arguments: arguments, environment: environment.mapValues { Optional($0) })
+    return (result.status, result.standardOutput, result.standardError)
 }
 
 /// A directory with an identity, a cluster key and a valid configuration file for one node.
@@ -258,7 +235,7 @@ struct CommandTests {
         defer { for process in processes where process.isRunning { kill(process.processIdentifier, SIGKILL) } }
         for fixture in fixtures {
             let process = Process()
-            process.executableURL = try packageExecutable("mesh")
+            process.executableURL = try builtExecutable(named: "mesh")
             process.arguments = ["node", "--config", fixture.file]
             process.standardError = FileHandle(forWritingAtPath: "/dev/null")
             try process.run()
