@@ -180,8 +180,22 @@ enum HugePages {
         #if canImport(Glibc)
         let original = environment("GLIBC_TUNABLES")
         guard let value = tunables(adding: original), setenv("GLIBC_TUNABLES", value, 1) == 0 else { return }
-        execv("/proc/self/exe", CommandLine.unsafeArgv)
-        // Still here: the restart failed. Put the environment back, so the report says no huge pages.
+        // The program's own path rather than /proc/self/exe, so the process keeps its name (ps, top).
+        var path = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        let length = readlink("/proc/self/exe", &path, path.count - 1)
+        guard length > 0 else {
+            restore(original)
+            return
+        }
+        execv(path, CommandLine.unsafeArgv)
+        // Still here: the restart failed.
+        restore(original)
+        #endif
+    }
+
+    /// Puts `GLIBC_TUNABLES` back as it was, so the report says no huge pages.
+    private static func restore(_ original: String?) {
+        #if canImport(Glibc)
         if let original { setenv("GLIBC_TUNABLES", original, 1) } else { unsetenv("GLIBC_TUNABLES") }
         #endif
     }
