@@ -269,7 +269,7 @@ let package = Package(
         ),
         .testTarget(
             name: "MeshStorageTests",
-            dependencies: ["MeshStorage"],
+            dependencies: ["MeshStorage", "MeshTesting"],
             swiftSettings: strictSettings
         ),
     ]

@@ -26,7 +26,7 @@ internal import CSQLite
 /// ### Ownership
 /// One `MeshStore` owns its directory: `init` takes an exclusive, non-blocking `flock(2)` on
 /// `<directory>/statemesh.lock` and holds it until `close()` (or `deinit`). A second `MeshStore` on the
-/// same directory, in this process or another, fails with `.locked` at once. `flock` locks belong to
+/// same directory, in this process or another, fails with `.locked` (after a second: see `lockDirectory`). `flock` locks belong to
 /// the open file description, so two stores in one process exclude each other too, and the kernel
 /// drops the lock when the process dies: a SIGKILLed node never leaves a stale lock behind. (SQLite's
 /// own locking stays in its normal mode underneath, so the database can still be inspected read-only
@@ -502,9 +502,19 @@ public final class MeshStore {
         guard descriptor >= 0 else {
             throw systemError("opening the lock file", path: lockPath, errno: errno)
         }
+        var waitedMilliseconds = 0
         while flock(descriptor, LOCK_EX | LOCK_NB) != 0 {
             let code = errno
             if code == EINTR { continue }
+            if code == EWOULDBLOCK && waitedMilliseconds < lockWaitMilliseconds {
+                // A closed store's lock can outlive its `close()` briefly: a child process this process
+                // is starting holds a copy of every descriptor from fork until exec closes it (O_CLOEXEC),
+                // and with it the open file description the flock belongs to. Seen as a node restarted
+                // in place while other threads spawned processes.
+                usleep(10_000)
+                waitedMilliseconds += 10
+                continue
+            }
             _ = closeDescriptor(descriptor)
             if code == EWOULDBLOCK {
                 throw StorageError(
@@ -515,6 +525,9 @@ public final class MeshStore {
         }
         return descriptor
     }
+
+    /// How long `init` waits for a directory's lock before failing with `.locked` (see `lockDirectory`).
+    static let lockWaitMilliseconds = 1_000
 
     /// Sets WAL mode and the synchronous level, then checks or creates the schema. Returns whether the
     /// schema was created (a fresh database).

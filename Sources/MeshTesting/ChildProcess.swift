@@ -4,7 +4,8 @@ import Foundation
 /// An executable built by this package, found beside the running test binary (`swift build --build-tests`
 /// builds every product into that directory).
 public func builtExecutable(named name: String) throws -> URL {
-    let url = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent(name)
+    let running = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+    let url = URL(fileURLWithPath: running).deletingLastPathComponent().appendingPathComponent(name)
     guard FileManager.default.isExecutableFile(atPath: url.path) else {
         throw MissingExecutable(path: url.path)
     }
@@ -24,36 +25,52 @@ public struct ChildProcessResult: Sendable {
     public let standardError: String
 }
 
-/// Runs `executable` with `arguments` to completion, with this process's environment plus `environment`
-/// (an entry set to `nil` is removed). The waiting happens off the cooperative pool (`runBlocking`).
+/// A started child process and the read ends of its stdout and stderr pipes.
+public struct LaunchedProcess: @unchecked Sendable {
+    public let process: Process
+    public let output: FileHandle
+    public let errors: FileHandle
+}
+
+/// Starts `executable` with `arguments`, with this process's environment plus `environment` (an entry set
+/// to `nil` is removed); its stdout and stderr are pipes. Read both (a child blocks once a pipe is full).
+public func launch(_ executable: URL, arguments: [String], environment: [String: String?] = [:]) throws -> LaunchedProcess {
+    let process = Process()
+    process.executableURL = executable
+    process.arguments = arguments
+    if !environment.isEmpty {
+        var merged = ProcessInfo.processInfo.environment
+        for (name, value) in environment { merged[name] = value }
+        process.environment = merged
+    }
+    let output = Pipe()
+    let errors = Pipe()
+    process.standardOutput = output
+    process.standardError = errors
+    try process.run()
+    return LaunchedProcess(process: process, output: output.fileHandleForReading, errors: errors.fileHandleForReading)
+}
+
+/// Runs `executable` with `arguments` to completion (environment as in `launch`). The waiting happens off
+/// the cooperative pool (`runBlocking`).
 public func runToCompletion(
     _ executable: URL, arguments: [String], environment: [String: String?] = [:]
 ) async throws -> ChildProcessResult {
     try await runBlocking {
-        let process = Process()
-        process.executableURL = executable
-        process.arguments = arguments
-        var merged = ProcessInfo.processInfo.environment
-        for (name, value) in environment { merged[name] = value }
-        process.environment = merged
-        let output = Pipe()
-        let errors = Pipe()
-        process.standardOutput = output
-        process.standardError = errors
-        try process.run()
+        let child = try launch(executable, arguments: arguments, environment: environment)
         // Drain stderr beside stdout, so a child that fills one pipe while we wait on the other cannot stall.
         let errorData = Mutex<Data>(Data())
         let drained = DispatchSemaphore(value: 0)
         DispatchQueue(label: "statemesh.testing.stderr").async {
-            let data = errors.fileHandleForReading.readDataToEndOfFile()
+            let data = child.errors.readDataToEndOfFile()
             errorData.withLock { $0 = data }
             drained.signal()
         }
-        let out = output.fileHandleForReading.readDataToEndOfFile()
+        let out = child.output.readDataToEndOfFile()
         drained.wait()
-        process.waitUntilExit()
+        child.process.waitUntilExit()
         return ChildProcessResult(
-            status: process.terminationStatus, standardOutput: String(decoding: out, as: UTF8.self),
+            status: child.process.terminationStatus, standardOutput: String(decoding: out, as: UTF8.self),
             standardError: String(decoding: errorData.withLock { $0 }, as: UTF8.self))
     }
 }

@@ -42,7 +42,7 @@ extension MeshStoreTests {
                 usleep(UInt32.random(in: 0...3_000, using: &generator))
                 kill(process.processIdentifier, SIGKILL)
                 process.waitUntilExit()
-                let stderrText = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+                let stderrText = String(decoding: errors.readDataToEndOfFile(), as: UTF8.self)
                 try #require(!exitedEarly, "the helper exited on its own: \(stderrText)")
                 #expect(process.terminationReason == .uncaughtSignal)
                 // Whatever it printed before dying; an unterminated last line was never fully acknowledged.

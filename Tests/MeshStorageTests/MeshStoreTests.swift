@@ -389,6 +389,30 @@ struct MeshStoreTests {
         }
     }
 
+    /// A child process being started holds a copy of the lock's descriptor from fork until exec; a node
+    /// restarted in place meanwhile must wait for it rather than fail.
+    @Test("a lock released within the wait is taken; one held past it fails with .locked")
+    func lockReleasedSoonIsWaitedFor() throws {
+        try withTemporaryDirectory { directory in
+            let holder = open(directory + "/statemesh.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+            try #require(holder >= 0)
+            try #require(flock(holder, LOCK_EX | LOCK_NB) == 0)
+            let started = ContinuousClock.now
+            #expect(storageError { _ = try MeshStore(directory: directory) }?.code == .locked)
+            #expect(ContinuousClock.now - started >= .milliseconds(MeshStore.lockWaitMilliseconds))
+
+            let release = DispatchSemaphore(value: 0)
+            DispatchQueue(label: "lock holder").async {
+                usleep(200_000)
+                close(holder)
+                release.signal()
+            }
+            let store = try MeshStore(directory: directory)
+            #expect(store.isFresh)
+            release.wait()
+        }
+    }
+
     @Test("a store held by another process fails with .locked; SIGKILLing that process releases the directory")
     func storeInOtherProcessIsLocked() throws {
         try withTemporaryDirectory { directory in

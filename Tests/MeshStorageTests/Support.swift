@@ -1,5 +1,6 @@
 import Foundation
 import MeshStorage
+import MeshTesting
 import Testing
 
 #if canImport(Glibc)
@@ -110,31 +111,10 @@ enum Tmpfs {
 
 /// The test-helper executable, built next to the test bundle by `swift build --build-tests`.
 enum CrashHelper {
-    static var url: URL {
-        get throws {
-            let executable =
-                (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
-                ?? CommandLine.arguments[0]
-            let url = URL(fileURLWithPath: executable).deletingLastPathComponent()
-                .appendingPathComponent("mesh-storage-crash-helper")
-            try #require(
-                FileManager.default.isExecutableFile(atPath: url.path),
-                "\(url.path) is missing: build it with `swift build --build-tests` (it is the crash test's child)")
-            return url
-        }
-    }
-
     /// Starts the helper with `arguments`; stdout and stderr are pipes.
-    static func start(_ arguments: [String]) throws -> (process: Process, output: FileHandle, errors: Pipe) {
-        let process = Process()
-        process.executableURL = try url
-        process.arguments = arguments
-        let output = Pipe()
-        let errors = Pipe()
-        process.standardOutput = output
-        process.standardError = errors
-        try process.run()
-        return (process, output.fileHandleForReading, errors)
+    static func start(_ arguments: [String]) throws -> (process: Process, output: FileHandle, errors: FileHandle) {
+        let child = try launch(builtExecutable(named: "mesh-storage-crash-helper"), arguments: arguments)
+        return (child.process, child.output, child.errors)
     }
 }
 
