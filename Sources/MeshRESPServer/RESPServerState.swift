@@ -50,18 +50,16 @@ final class RESPServerState: @unchecked Sendable {
 
     func started(endpoint: String) {
         self.endpoint = endpoint
-        node.assumeIsolated { node in
-            node.setDeliveryObserver { [weak self] delivery in self?.notify(delivery) }
-        }
+        updateDeliveryObserver()
         publishStatus()
     }
 
     func closeAll() {
-        node.assumeIsolated { node in node.setDeliveryObserver(nil) }
         for client in clients.values { client.close() }
         clients = [:]
         channelSubscribers = [:]
         patternSubscribers = [:]
+        updateDeliveryObserver()
         node.assumeIsolated { node in node.setFrontDoorStatus(nil) }
     }
 
@@ -105,18 +103,45 @@ final class RESPServerState: @unchecked Sendable {
 
     // MARK: Keyspace subscriptions
 
-    func subscribe(_ id: UInt64, to channel: String) { channelSubscribers[channel, default: []].insert(id) }
+    func subscribe(_ id: UInt64, to channel: String) {
+        channelSubscribers[channel, default: []].insert(id)
+        updateDeliveryObserver()
+    }
 
-    func subscribe(_ id: UInt64, toPattern pattern: String) { patternSubscribers[pattern, default: []].insert(id) }
+    func subscribe(_ id: UInt64, toPattern pattern: String) {
+        patternSubscribers[pattern, default: []].insert(id)
+        updateDeliveryObserver()
+    }
 
     func unsubscribe(_ id: UInt64, from channel: String) {
         channelSubscribers[channel]?.remove(id)
         if channelSubscribers[channel]?.isEmpty == true { channelSubscribers[channel] = nil }
+        updateDeliveryObserver()
     }
 
     func unsubscribe(_ id: UInt64, fromPattern pattern: String) {
         patternSubscribers[pattern]?.remove(id)
         if patternSubscribers[pattern]?.isEmpty == true { patternSubscribers[pattern] = nil }
+        updateDeliveryObserver()
+    }
+
+    /// Whether the node calls `notify(_:)` on its deliveries.
+    private(set) var observesDeliveries = false
+
+    /// Has the node call `notify(_:)` on every delivery while anyone is subscribed, and not at all
+    /// otherwise: with no subscriber `notify` does nothing, and calling it through a weakly
+    /// capturing closure cost every write a weak load and a call (about 2% of the front door's CPU
+    /// at `INCR -P 16`).
+    private func updateDeliveryObserver() {
+        guard hasSubscribers != observesDeliveries else { return }
+        observesDeliveries = hasSubscribers
+        if observesDeliveries {
+            node.assumeIsolated { node in
+                node.setDeliveryObserver { [weak self] delivery in self?.notify(delivery) }
+            }
+        } else {
+            node.assumeIsolated { node in node.setDeliveryObserver(nil) }
+        }
     }
 
     /// Whether RESP commands are running (they notify their own writes, one event per command).
