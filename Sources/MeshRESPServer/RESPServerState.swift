@@ -35,6 +35,10 @@ final class RESPServerState: @unchecked Sendable {
     var notificationsSent: UInt64 = 0
     private var lastPublishedStatus = ContinuousClock.now
 
+    /// Connections whose replies were written and wait for `flushReplies()`, and a spare array to swap in.
+    private var unflushed: [RESPConnectionHandler] = []
+    private var flushing: [RESPConnectionHandler] = []
+
     /// Channel name → subscribed client IDs; pattern → subscribed client IDs.
     private var channelSubscribers: [String: Set<UInt64>] = [:]
     private var patternSubscribers: [String: Set<UInt64>] = [:]
@@ -100,6 +104,24 @@ final class RESPServerState: @unchecked Sendable {
     }
 
     var pubSubClientCount: Int { clients.values.count { $0.isSubscribed } }
+
+    // MARK: Flushing replies
+
+    /// Flushes `client`'s written replies at the end of this turn of the loop: NIO runs the tasks
+    /// `execute` queues from the loop itself after it has handled every I/O event the turn's
+    /// `epoll_wait` returned (and without waking the loop: it is awake).
+    func flushLater(_ client: RESPConnectionHandler) {
+        unflushed.append(client)
+        guard unflushed.count == 1 else { return }
+        let bound = NIOLoopBound(self, eventLoop: node.eventLoop)
+        node.eventLoop.execute { bound.value.flushAll() }
+    }
+
+    private func flushAll() {
+        swap(&unflushed, &flushing)
+        for client in flushing { client.flushReplies() }
+        flushing.removeAll(keepingCapacity: true)
+    }
 
     // MARK: Keyspace subscriptions
 
