@@ -35,6 +35,10 @@ final class RESPServerState: @unchecked Sendable {
     var notificationsSent: UInt64 = 0
     private var lastPublishedStatus = ContinuousClock.now
 
+    /// Connections whose replies were written and wait for `flushReplies()`, and a spare array to swap in.
+    private var unflushed: [RESPConnectionHandler] = []
+    private var flushing: [RESPConnectionHandler] = []
+
     /// Channel name → subscribed client IDs; pattern → subscribed client IDs.
     private var channelSubscribers: [String: Set<UInt64>] = [:]
     private var patternSubscribers: [String: Set<UInt64>] = [:]
@@ -50,18 +54,16 @@ final class RESPServerState: @unchecked Sendable {
 
     func started(endpoint: String) {
         self.endpoint = endpoint
-        node.assumeIsolated { node in
-            node.setDeliveryObserver { [weak self] delivery in self?.notify(delivery) }
-        }
+        updateDeliveryObserver()
         publishStatus()
     }
 
     func closeAll() {
-        node.assumeIsolated { node in node.setDeliveryObserver(nil) }
         for client in clients.values { client.close() }
         clients = [:]
         channelSubscribers = [:]
         patternSubscribers = [:]
+        updateDeliveryObserver()
         node.assumeIsolated { node in node.setFrontDoorStatus(nil) }
     }
 
@@ -103,20 +105,65 @@ final class RESPServerState: @unchecked Sendable {
 
     var pubSubClientCount: Int { clients.values.count { $0.isSubscribed } }
 
+    // MARK: Flushing replies
+
+    /// Flushes `client`'s written replies at the end of this turn of the loop: NIO runs the tasks
+    /// `execute` queues from the loop itself after it has handled every I/O event the turn's
+    /// `epoll_wait` returned (and without waking the loop: it is awake).
+    func flushLater(_ client: RESPConnectionHandler) {
+        unflushed.append(client)
+        guard unflushed.count == 1 else { return }
+        let bound = NIOLoopBound(self, eventLoop: node.eventLoop)
+        node.eventLoop.execute { bound.value.flushAll() }
+    }
+
+    private func flushAll() {
+        swap(&unflushed, &flushing)
+        for client in flushing { client.flushReplies() }
+        flushing.removeAll(keepingCapacity: true)
+    }
+
     // MARK: Keyspace subscriptions
 
-    func subscribe(_ id: UInt64, to channel: String) { channelSubscribers[channel, default: []].insert(id) }
+    func subscribe(_ id: UInt64, to channel: String) {
+        channelSubscribers[channel, default: []].insert(id)
+        updateDeliveryObserver()
+    }
 
-    func subscribe(_ id: UInt64, toPattern pattern: String) { patternSubscribers[pattern, default: []].insert(id) }
+    func subscribe(_ id: UInt64, toPattern pattern: String) {
+        patternSubscribers[pattern, default: []].insert(id)
+        updateDeliveryObserver()
+    }
 
     func unsubscribe(_ id: UInt64, from channel: String) {
         channelSubscribers[channel]?.remove(id)
         if channelSubscribers[channel]?.isEmpty == true { channelSubscribers[channel] = nil }
+        updateDeliveryObserver()
     }
 
     func unsubscribe(_ id: UInt64, fromPattern pattern: String) {
         patternSubscribers[pattern]?.remove(id)
         if patternSubscribers[pattern]?.isEmpty == true { patternSubscribers[pattern] = nil }
+        updateDeliveryObserver()
+    }
+
+    /// Whether the node calls `notify(_:)` on its deliveries.
+    private(set) var observesDeliveries = false
+
+    /// Has the node call `notify(_:)` on every delivery while anyone is subscribed, and not at all
+    /// otherwise: with no subscriber `notify` does nothing, and calling it through a weakly
+    /// capturing closure cost every write a weak load and a call (about 2% of the front door's CPU
+    /// at `INCR -P 16`).
+    private func updateDeliveryObserver() {
+        guard hasSubscribers != observesDeliveries else { return }
+        observesDeliveries = hasSubscribers
+        if observesDeliveries {
+            node.assumeIsolated { node in
+                node.setDeliveryObserver { [weak self] delivery in self?.notify(delivery) }
+            }
+        } else {
+            node.assumeIsolated { node in node.setDeliveryObserver(nil) }
+        }
     }
 
     /// Whether RESP commands are running (they notify their own writes, one event per command).

@@ -83,7 +83,7 @@ extension RESPConnectionHandler {
     /// The peers holding all of this connection's writes (with no writes: every live peer).
     func replicaCount(node: isolated MeshNode) -> Int {
         if lastWrites.isEmpty { return node.status().peers.count { $0.state == "alive" } }
-        return lastWrites.values.map { node.replicaCount(holding: $0) }.min() ?? 0
+        return lastWrites.map { node.replicaCount(holding: $0) }.min() ?? 0
     }
 
     private func scheduleWaitCheck() {

@@ -84,18 +84,23 @@ public final class DeltaRecord: Sendable, Equatable, CustomStringConvertible {
     /// the timestamp twice (once in the record, once in the LWW delta).
     static func impliedTimestamp(of updates: [KeyedDelta]) -> HLCTimestamp {
         var latest = HLCTimestamp.zero
-        for update in updates {
-            switch update.value {
-            case .register(let register):
-                // Deletions included: receivers' clocks must observe a deletion's timestamp too.
-                if let write = register.lastWrite, write.timestamp > latest { latest = write.timestamp }
-            case .map(let map):
-                for entries in map.dottedEntries.values {
-                    for entry in entries where entry.write.timestamp > latest { latest = entry.write.timestamp }
-                }
-            default:
-                break
+        for update in updates { latest = max(latest, impliedTimestamp(of: update)) }
+        return latest
+    }
+
+    /// `impliedTimestamp(of:)` of one update (a local write's: no array to make for it).
+    static func impliedTimestamp(of update: KeyedDelta) -> HLCTimestamp {
+        var latest = HLCTimestamp.zero
+        switch update.value {
+        case .register(let register):
+            // Deletions included: receivers' clocks must observe a deletion's timestamp too.
+            if let write = register.lastWrite, write.timestamp > latest { latest = write.timestamp }
+        case .map(let map):
+            for entries in map.dottedEntries.values {
+                for entry in entries where entry.write.timestamp > latest { latest = entry.write.timestamp }
             }
+        default:
+            break
         }
         return latest
     }

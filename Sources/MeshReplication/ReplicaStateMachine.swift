@@ -473,23 +473,35 @@ public struct ReplicaStateMachine: Sendable {
         guard let index = domainIndex[domain] else {
             throw ReplicationError(.unknownDomain, "domain \(domain) is not replicated here")
         }
-        // Taken out of the table first (in place), then checked: reading `domains[index].objects[key]`
-        // in a condition copied the whole `Domain` value (and destroyed the copy) twice per write.
-        let existing = domains[index].objects.removeValue(forKey: key)
+        // The key is hashed once: an existing object is swapped out of its slot (in place, so it is
+        // uniquely referenced while written: reading `domains[index].objects[key]` in a condition
+        // copied the whole `Domain` value) and swapped back; only a new key is hashed again, to insert.
+        // Taking it out with `removeValue` and inserting it again hashed every key twice per write.
+        let position = domains[index].objects.index(forKey: key)
+        var existing: ObjectValue?
+        if let position {
+            var taken = ObjectValue.flag(EWFlag())
+            swap(&taken, &domains[index].objects.values[position])
+            existing = taken
+        }
         if let failure = refusal(of: operation, on: existing, key: key, domain: index, concern: concern) {
-            if let existing { domains[index].objects[key] = existing }
+            if let position, let existing { domains[index].objects.values[position] = existing }
             throw failure
         }
         let timestamp = clock.now(physicalMilliseconds: now.milliseconds)
-        var object = existing ?? .bottom(of: operation.objectType)
+        var object = existing.take() ?? .bottom(of: operation.objectType)
         let delta = operation.apply(to: &object, at: replicaID, timestamp: timestamp)
-        domains[index].objects[key] = object
+        if let position {
+            domains[index].objects.values[position] = object
+        } else {
+            domains[index].objects[key] = object
+        }
         let sequence = domains[index].vector.increment(replicaID).counter
         let wantsAcknowledgement = concern != .local || requestsAcknowledgement
         let update = KeyedDelta(key: key, value: delta)
         // The record's timestamp is the one its LWW value carries (none for removes, counters,
         // sets...): receivers' clocks observe it, and the wire need not repeat it.
-        let recordTimestamp = DeltaRecord.impliedTimestamp(of: [update])
+        let recordTimestamp = DeltaRecord.impliedTimestamp(of: update)
 
         // The write as a delta of its own (also what it costs on the wire when not grouped).
         let single = DeltaRecord(

@@ -98,6 +98,40 @@ import Testing
         await mesh.stop()
     }
 
+    /// SADD and HSET on a key of another type answer WRONGTYPE before their members, fields or argument
+    /// count are checked (one look-up does both); on a key of their type, bytes that are not UTF-8 answer
+    /// the text error; text beyond ASCII (in and after the first eight bytes) is stored and read back as sent.
+    @Test func typeCheckFirstAndTextBeyondASCII() async throws {
+        let mesh = try await RESPMesh(count: 1)
+        let client = try mesh.client(0)
+        let wrongType = "WRONGTYPE Operation against a key holding the wrong kind of value"
+        try await client.call("SET", "str", "x")
+        try await client.send(Array("*3\r\n$4\r\nSADD\r\n$3\r\nstr\r\n$1\r\n".utf8) + [0xFF] + Array("\r\n".utf8))
+        #expect(try await client.read().errorLine == wrongType)
+        try await client.send(
+            Array("*4\r\n$4\r\nHSET\r\n$3\r\nstr\r\n$1\r\n".utf8) + [0xFF] + Array("\r\n$1\r\nv\r\n".utf8))
+        #expect(try await client.read().errorLine == wrongType)
+        #expect(try await client.call("HSET", "str", "f", "v", "g").errorLine == wrongType)
+        try await client.call("SADD", "set", "m")
+        try await client.call("HSET", "hash", "f", "v")
+        #expect(try await client.call("HSET", "hash", "f", "v", "g").errorLine == "ERR wrong number of arguments for 'hset' command")
+        try await client.send(Array("*3\r\n$4\r\nSADD\r\n$3\r\nset\r\n$1\r\n".utf8) + [0xFF] + Array("\r\n".utf8))
+        #expect(try await client.read().errorLine?.hasPrefix("ERR StateMesh stores text") == true)
+        // An invalid byte after eight valid ones (past the first word the ASCII check reads at once).
+        try await client.send(
+            Array("*4\r\n$4\r\nHSET\r\n$4\r\nhash\r\n$10\r\nabcdefghi".utf8) + [0xFF] + Array("\r\n$1\r\nv\r\n".utf8))
+        #expect(try await client.read().errorLine?.hasPrefix("ERR StateMesh stores text") == true)
+        #expect(try await client.call("HLEN", "hash").integer == 1)
+        #expect(try await client.call("SADD", "sé", "mémbre", "ß", "abcdefgh-ü").integer == 3)
+        #expect(try await client.call("SMEMBERS", "sé").texts == ["abcdefgh-ü", "mémbre", "ß"])
+        #expect(try await client.call("HSET", "hé", "fïeld", "välue", "abcdefghijklmnop", "ωμέγα").integer == 2)
+        #expect(try await client.call("HGET", "hé", "fïeld").text == "välue")
+        #expect(try await client.call("HGET", "hé", "abcdefghijklmnop").text == "ωμέγα")
+        #expect(try await client.call("INCR", "zähler").integer == 1)
+        #expect(try await client.call("GET", "zähler").text == "1")
+        await mesh.stop()
+    }
+
     /// DEL is an observed removal: counters reset, sets and hashes empty, strings deleted; the key then
     /// does not exist, and a key keeps its type (a deleted set cannot become a string).
     @Test func deleteAndKeys() async throws {

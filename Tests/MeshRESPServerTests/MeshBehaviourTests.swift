@@ -96,6 +96,24 @@ import Testing
         await mesh.stop()
     }
 
+    /// Changes from another node are notified again after the last subscription went and a new one came
+    /// (the server has the node report deliveries only while someone is subscribed).
+    @Test func remoteNotificationsAfterResubscribing() async throws {
+        let mesh = try await RESPMesh(count: 2)
+        let subscriber = try mesh.client(1)
+        #expect(try await subscriber.call("SUBSCRIBE", "__keyevent@0__:incrby").texts == ["subscribe", "__keyevent@0__:incrby"])
+        let writer = try mesh.client(0)
+        try await writer.call("INCR", "first")
+        #expect(try await subscriber.read().texts == ["message", "__keyevent@0__:incrby", "first"])
+        #expect(try await subscriber.call("UNSUBSCRIBE").texts == ["unsubscribe", "__keyevent@0__:incrby"])
+        try await writer.call("INCR", "unheard")
+        #expect(try await writer.call("WAIT", "1", "30000").integer == 1)  // delivered there while nobody listened
+        #expect(try await subscriber.call("PSUBSCRIBE", "__keyevent@0__:*").texts == ["psubscribe", "__keyevent@0__:*"])
+        try await writer.call("INCR", "second")
+        #expect(try await subscriber.read().texts == ["pmessage", "__keyevent@0__:*", "__keyevent@0__:incrby", "second"])
+        await mesh.stop()
+    }
+
     /// Requests split into single bytes, and 1,000 commands pipelined in one send, are answered in order.
     @Test func byteAtATimeAndPipelined() async throws {
         let mesh = try await RESPMesh(count: 1)

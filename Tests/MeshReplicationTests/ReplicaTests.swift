@@ -105,6 +105,18 @@ struct LocalWriteTests {
             #expect(error.code == .typeMismatch)
         }
         #expect(machine.vector(of: "d")?[a] == 1)
+        // The refused write left the object as it was, and it takes writes of its own type.
+        guard case .counter(let counter)? = machine.value(of: "k", in: "d") else {
+            Issue.record("the counter is gone after a refused write")
+            return
+        }
+        #expect(counter.value == 1)
+        _ = try machine.write(.increment(2), to: "k", in: "d", now: t0)
+        guard case .counter(let after)? = machine.value(of: "k", in: "d") else {
+            Issue.record("the counter is gone")
+            return
+        }
+        #expect(after.value == 3)
     }
 
     @Test("a write to a domain not replicated here is refused with unknownDomain")
