@@ -26,11 +26,12 @@ internal import CSQLite
 /// ### Ownership
 /// One `MeshStore` owns its directory: `init` takes an exclusive, non-blocking `flock(2)` on
 /// `<directory>/statemesh.lock` and holds it until `close()` (or `deinit`). A second `MeshStore` on the
-/// same directory, in this process or another, fails with `.locked` (after a second: see `lockDirectory`). `flock` locks belong to
-/// the open file description, so two stores in one process exclude each other too, and the kernel
-/// drops the lock when the process dies: a SIGKILLed node never leaves a stale lock behind. (SQLite's
-/// own locking stays in its normal mode underneath, so the database can still be inspected read-only
-/// with the `sqlite3` shell; `flock` is advisory and not reliable on network file systems.)
+/// same directory, in this process or another, fails with `.locked` (after a second: see `lockDirectory`).
+/// `flock` locks belong to the open file description, so two stores in one process exclude each other
+/// too, and the kernel drops the lock when the process dies: a SIGKILLed node never leaves a stale lock
+/// behind. (SQLite's own locking stays in its normal mode underneath, so the database can still be
+/// inspected read-only with the `sqlite3` shell; `flock` is advisory and not reliable on network file
+/// systems.)
 ///
 /// ### Concurrency
 /// Deliberately not `Sendable`: the connection is opened with `SQLITE_OPEN_NOMUTEX` and the batch

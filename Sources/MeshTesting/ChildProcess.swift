@@ -4,7 +4,8 @@ import Foundation
 /// An executable built by this package, found beside the running test binary (`swift build --build-tests`
 /// builds every product into that directory).
 public func builtExecutable(named name: String) throws -> URL {
-    let running = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+    let running =
+        (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
     let url = URL(fileURLWithPath: running).deletingLastPathComponent().appendingPathComponent(name)
     guard FileManager.default.isExecutableFile(atPath: url.path) else {
         throw MissingExecutable(path: url.path)
@@ -34,7 +35,9 @@ public struct LaunchedProcess: @unchecked Sendable {
 
 /// Starts `executable` with `arguments`, with this process's environment plus `environment` (an entry set
 /// to `nil` is removed); its stdout and stderr are pipes. Read both (a child blocks once a pipe is full).
-public func launch(_ executable: URL, arguments: [String], environment: [String: String?] = [:]) throws -> LaunchedProcess {
+public func launch(
+    _ executable: URL, arguments: [String], environment: [String: String?] = [:]
+) throws -> LaunchedProcess {
     let process = Process()
     process.executableURL = executable
     process.arguments = arguments

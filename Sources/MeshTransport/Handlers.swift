@@ -130,7 +130,8 @@ final class HandshakeHandler: ChannelInboundHandler, RemovableChannelHandler {
         try context.pipeline.syncOperations.addHandler(sessionHandler, position: .after(self))
         let initiator = machine.role == .initiator ? localID : session.peer
         if let observer {
-            let admission = observer.sessionEstablished(peer: session.peer, initiator: initiator, channel: context.channel)
+            let admission = observer.sessionEstablished(
+                peer: session.peer, initiator: initiator, channel: context.channel)
             if let confirmation { send(confirmation, context: context) }
             switch admission {
             case .active(let number), .standby(let number):

@@ -11,7 +11,8 @@ import Testing
 
         /// The text without the fields about the run's time (`elapsed_seconds`, `malloc_huge_pages`).
         var outcome: String {
-            text.replacing(#/"elapsed_seconds":[0-9.e-]+,/#, with: "").replacing(#/"malloc_huge_pages":[a-z]+,/#, with: "")
+            text.replacing(#/"elapsed_seconds":[0-9.e-]+,/#, with: "")
+                .replacing(#/"malloc_huge_pages":[a-z]+,/#, with: "")
         }
     }
 
