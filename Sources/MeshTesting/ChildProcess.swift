@@ -27,7 +27,7 @@ public struct ChildProcessResult: Sendable {
 }
 
 /// A started child process and the read ends of its stdout and stderr pipes.
-public struct LaunchedProcess: @unchecked Sendable {
+public struct LaunchedProcess {
     public let process: Process
     public let output: FileHandle
     public let errors: FileHandle
@@ -64,8 +64,9 @@ public func runToCompletion(
         // Drain stderr beside stdout, so a child that fills one pipe while we wait on the other cannot stall.
         let errorData = Mutex<Data>(Data())
         let drained = DispatchSemaphore(value: 0)
+        let errors = child.errors
         DispatchQueue(label: "statemesh.testing.stderr").async {
-            let data = child.errors.readDataToEndOfFile()
+            let data = errors.readDataToEndOfFile()
             errorData.withLock { $0 = data }
             drained.signal()
         }

@@ -4,6 +4,14 @@ import MeshRESPServer
 import StateMesh
 import Testing
 
+
+/// Redis's reply to a command on a key of another type.
+private let wrongType = "WRONGTYPE Operation against a key holding the wrong kind of value"
+/// How the front door's reply to bytes that are not UTF-8 text begins.
+private let notText = "ERR StateMesh stores text"
+
+private func bytes(_ text: String) -> [UInt8] { Array(text.utf8) }
+
 @Suite(.serialized) struct RESPCommandTests {
     /// Counters: INCR/INCRBY/DECR/DECRBY answer the new value, GET the value as a string, overflow and
     /// non-integers are refused without writing.
@@ -75,7 +83,6 @@ import Testing
     @Test func errors() async throws {
         let mesh = try await RESPMesh(count: 1)
         let client = try mesh.client(0)
-        let wrongType = "WRONGTYPE Operation against a key holding the wrong kind of value"
         try await client.call("SET", "str", "x")
         #expect(try await client.call("SADD", "str", "m").errorLine == wrongType)
         #expect(try await client.call("HGET", "str", "f").errorLine == wrongType)
@@ -89,8 +96,7 @@ import Testing
         #expect(try await client.call("SELECT", "1").errorLine == "ERR DB index is out of range")
         #expect(try await client.call("SELECT", "0").text == "OK")
         #expect(try await client.call("SET", "bad", "\u{FF}").text == "OK")  // U+00FF is valid UTF-8 text
-        try await client.send(Array("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\n".utf8) + [0xFF] + Array("\r\n".utf8))
-        #expect(try await client.read().errorLine?.hasPrefix("ERR StateMesh stores text") == true)
+        #expect(try await client.call(bytes: [bytes("SET"), bytes("k"), [0xFF]]).errorLine?.hasPrefix(notText) == true)
         #expect(try await client.call("GET", "fabric://nowhere/k").errorLine == "ERR domain 'nowhere' is not replicated by this node")
         #expect(try await client.call("GET", "").errorLine == "ERR empty keys are not supported")
         // The connection is still fine after every error.
@@ -104,23 +110,19 @@ import Testing
     @Test func typeCheckFirstAndTextBeyondASCII() async throws {
         let mesh = try await RESPMesh(count: 1)
         let client = try mesh.client(0)
-        let wrongType = "WRONGTYPE Operation against a key holding the wrong kind of value"
         try await client.call("SET", "str", "x")
-        try await client.send(Array("*3\r\n$4\r\nSADD\r\n$3\r\nstr\r\n$1\r\n".utf8) + [0xFF] + Array("\r\n".utf8))
-        #expect(try await client.read().errorLine == wrongType)
-        try await client.send(
-            Array("*4\r\n$4\r\nHSET\r\n$3\r\nstr\r\n$1\r\n".utf8) + [0xFF] + Array("\r\n$1\r\nv\r\n".utf8))
-        #expect(try await client.read().errorLine == wrongType)
+        #expect(try await client.call(bytes: [bytes("SADD"), bytes("str"), [0xFF]]).errorLine == wrongType)
+        #expect(try await client.call(bytes: [bytes("HSET"), bytes("str"), [0xFF], bytes("v")]).errorLine == wrongType)
         #expect(try await client.call("HSET", "str", "f", "v", "g").errorLine == wrongType)
         try await client.call("SADD", "set", "m")
         try await client.call("HSET", "hash", "f", "v")
         #expect(try await client.call("HSET", "hash", "f", "v", "g").errorLine == "ERR wrong number of arguments for 'hset' command")
-        try await client.send(Array("*3\r\n$4\r\nSADD\r\n$3\r\nset\r\n$1\r\n".utf8) + [0xFF] + Array("\r\n".utf8))
-        #expect(try await client.read().errorLine?.hasPrefix("ERR StateMesh stores text") == true)
+        #expect(try await client.call(bytes: [bytes("SADD"), bytes("set"), [0xFF]]).errorLine?.hasPrefix(notText) == true)
         // An invalid byte after eight valid ones (past the first word the ASCII check reads at once).
-        try await client.send(
-            Array("*4\r\n$4\r\nHSET\r\n$4\r\nhash\r\n$10\r\nabcdefghi".utf8) + [0xFF] + Array("\r\n$1\r\nv\r\n".utf8))
-        #expect(try await client.read().errorLine?.hasPrefix("ERR StateMesh stores text") == true)
+        let field = bytes("abcdefghi") + [0xFF]
+        #expect(
+            try await client.call(bytes: [bytes("HSET"), bytes("hash"), field, bytes("v")]).errorLine?.hasPrefix(notText)
+                == true)
         #expect(try await client.call("HLEN", "hash").integer == 1)
         #expect(try await client.call("SADD", "sé", "mémbre", "ß", "abcdefgh-ü").integer == 3)
         #expect(try await client.call("SMEMBERS", "sé").texts == ["abcdefgh-ü", "mémbre", "ß"])

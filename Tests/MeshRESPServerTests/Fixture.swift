@@ -131,9 +131,14 @@ final class RESPClient: @unchecked Sendable {
 
     /// Encodes a command as a multibulk request.
     static func encode(_ arguments: [String]) -> [UInt8] {
+        encode(bytes: arguments.map { Array($0.utf8) })
+    }
+
+    /// Encodes a command whose arguments are any bytes (not necessarily UTF-8) as a multibulk request.
+    static func encode(bytes arguments: [[UInt8]]) -> [UInt8] {
         var bytes = Array("*\(arguments.count)\r\n".utf8)
         for argument in arguments {
-            bytes += Array("$\(argument.utf8.count)\r\n".utf8) + Array(argument.utf8) + [13, 10]
+            bytes += Array("$\(argument.count)\r\n".utf8) + argument + [13, 10]
         }
         return bytes
     }
@@ -141,7 +146,13 @@ final class RESPClient: @unchecked Sendable {
     /// Sends a command and reads its reply.
     @discardableResult
     func call(_ arguments: String...) async throws -> RESPValue {
-        let request = Self.encode(arguments)
+        try await call(bytes: arguments.map { Array($0.utf8) })
+    }
+
+    /// Sends a command whose arguments are any bytes and reads its reply.
+    @discardableResult
+    func call(bytes arguments: [[UInt8]]) async throws -> RESPValue {
+        let request = Self.encode(bytes: arguments)
         return try await runBlocking {
             try self.sendNow(request)
             return try self.readNow()
