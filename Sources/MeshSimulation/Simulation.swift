@@ -129,6 +129,16 @@ public struct Simulation {
     var convergedAt: UInt64?
     /// Batches of events stepped on several threads (see `handleBatch`).
     var parallelBatches = 0
+    /// Writes delivered so far, summed over replicas (for progress output).
+    var deliveredWrites = 0
+    var eventsHandled = 0
+
+    /// Called every `progressEventInterval` events with where the run is; it must not touch the
+    /// simulation (progress output on a terminal: the caller decides by the wall clock whether to
+    /// print). The run is the same with or without it.
+    public var progressObserver: ((SimulationProgress) -> Void)?
+    /// Events between calls of `progressObserver`.
+    public var progressEventInterval = 512
 
     /// Prepares a run of `scenario`.
     public init(_ scenario: Scenario, script: [UInt8] = []) {
@@ -214,9 +224,20 @@ public struct Simulation {
                 handle(event.kind)
             }
             if convergedAt != nil { break }
+            eventsHandled &+= 1
+            if let observer = progressObserver, eventsHandled % max(1, progressEventInterval) == 0 { observer(progress) }
         }
         finish()
         return report
+    }
+
+    /// Where the run is now.
+    public var progress: SimulationProgress {
+        SimulationProgress(
+            phase: now < writeEnd ? .writing : now < healAt ? .faulty : .converging, virtualMilliseconds: now,
+            writePhaseEndMilliseconds: writeEnd, healMilliseconds: healAt, writesIssued: writesIssued,
+            writes: scenario.writes, deliveries: deliveredWrites, deliveriesOfIssuedWrites: writes.count * scenario.nodes,
+            messagesDelivered: report.messagesDelivered)
     }
 
     // MARK: Scheduling
@@ -848,6 +869,7 @@ public struct Simulation {
         }
         let count = scenario.nodes
         let list = observation.domain * count + observation.origin
+        deliveredWrites += Int(delivery.lastSequence - delivery.firstSequence + 1)
         for sequence in delivery.firstSequence...delivery.lastSequence {
             let number = Int(writeIndex[list][Int(sequence) - 1])
             deliveryCounts[number] += 1

@@ -58,6 +58,12 @@ struct MeshSim: ParsableCommand {
             "Back the heap with transparent huge pages (glibc.malloc.hugetlb=1; on glibc mesh-sim restarts itself with that tunable unless GLIBC_TUNABLES sets it). A large mesh is bound by memory latency: about 14% less CPU at 1,000 nodes."
     )
     var hugePages = true
+    @Option(
+        name: .customLong("progress"),
+        help:
+            "Seconds between progress lines on stderr (0: none). The first comes after one interval, so a short run prints none."
+    )
+    var progressSeconds = 10.0
     @Flag(help: "Print JSON (the default; kept for scripts).") var json = false
     @Flag(name: .customLong("debug-tree"), help: "Print every replica's eager links to stderr.") var debugTree = false
 
@@ -101,6 +107,7 @@ struct MeshSim: ParsableCommand {
         guard nodes >= 1, nodes <= 100_000 else { throw ValidationError("--nodes must be 1…100000") }
         guard domains >= 1, writes >= 0, seeds >= 1, threads >= 0 else { throw ValidationError("--domains, --writes, --seeds, --threads out of range") }
         guard fanout >= 1, intervalMilliseconds >= 4 else { throw ValidationError("--fanout >= 1, --interval-ms >= 4") }
+        guard progressSeconds >= 0, progressSeconds.isFinite else { throw ValidationError("--progress must be >= 0 seconds") }
     }
 
     func run() throws {
@@ -108,6 +115,12 @@ struct MeshSim: ParsableCommand {
         if seeds == 1 {
             let start = monotonicSeconds()
             var simulation = Simulation(sweep ? FaultMix.forSeed(seed).scenario(seed: seed) : try scenario(seed: seed))
+            if progressSeconds > 0 {
+                var progressLine = ProgressLine(every: progressSeconds, start: start)
+                simulation.progressObserver = { progress in
+                    progressLine.printIfDue { progress.summary }
+                }
+            }
             var report = simulation.run()
             report.elapsedSeconds = monotonicSeconds() - start
             report.mallocHugePages = HugePages.areRequested
@@ -125,6 +138,7 @@ struct MeshSim: ParsableCommand {
         }
         let start = monotonicSeconds()
         var failed: [UInt64] = []
+        var progressLine = ProgressLine(every: progressSeconds > 0 ? progressSeconds : .infinity, start: start)
         for offset in 0..<UInt64(seeds) {
             let current = seed &+ offset
             var simulation = Simulation(sweep ? FaultMix.forSeed(current).scenario(seed: current) : try scenario(seed: current))
@@ -133,6 +147,13 @@ struct MeshSim: ParsableCommand {
                 failed.append(current)
                 let mix = sweep ? " (mix \(FaultMix.forSeed(current)))" : ""
                 printError("mesh-sim: seed \(current)\(mix) FAILED: \(report.failure ?? "not converged"); replay with --seed \(current)")
+            }
+            let done = Int(offset) + 1
+            progressLine.printIfDue {
+                let rate = Double(done) / max(monotonicSeconds() - start, 1e-9)
+                let left = Double(seeds - done) / max(rate, 1e-9)
+                return "\(done)/\(seeds) seeds (\(failed.count) failed), \(Int(rate.rounded())) seeds/s, about "
+                    + "\(left < 120 ? "\(Int(left.rounded())) s" : "\(Int((left / 60).rounded())) min") left"
             }
         }
         let elapsed = monotonicSeconds() - start
@@ -206,6 +227,27 @@ enum HugePages {
 }
 
 /// Ends the process at once (no deinitialisers run).
+/// Progress on stderr at most once per `every` seconds of wall-clock time, each line prefixed with
+/// the time since `start`; stdout keeps the JSON report alone.
+struct ProgressLine {
+    let every: Double
+    let start: Double
+    private var next: Double
+
+    init(every: Double, start: Double) {
+        self.every = every
+        self.start = start
+        next = start + every
+    }
+
+    mutating func printIfDue(_ text: () -> String) {
+        let now = monotonicSeconds()
+        guard now >= next else { return }
+        next = now + every
+        printError("mesh-sim: \(Int((now - start).rounded())) s: \(text())")
+    }
+}
+
 func leave(status: Int32) -> Never {
     #if canImport(Glibc)
     Glibc.exit(status)

@@ -17,13 +17,41 @@ import Testing
     }
 
     /// Runs `mesh-sim` on a small mesh.
-    func report(_ extra: [String] = [], environment: [String: String?] = [:]) async throws -> Report {
+    func report(
+        _ extra: [String] = [], environment: [String: String?] = [:], mesh: [String] = ["--nodes", "4", "--writes", "20"]
+    ) async throws -> Report {
+        try await run(extra, environment: environment, mesh: mesh).report
+    }
+
+    func run(
+        _ extra: [String] = [], environment: [String: String?] = [:], mesh: [String] = ["--nodes", "4", "--writes", "20"]
+    ) async throws -> (report: Report, standardError: String) {
         let result = try await runToCompletion(
-            try builtExecutable(named: "mesh-sim"), arguments: ["--nodes", "4", "--writes", "20"] + extra,
-            environment: environment)
+            try builtExecutable(named: "mesh-sim"), arguments: mesh + extra, environment: environment)
         #expect(result.status == 0, "\(result.standardError)")
         let object = try JSONSerialization.jsonObject(with: Data(result.standardOutput.utf8))
-        return Report(fields: try #require(object as? [String: Any]), text: result.standardOutput)
+        return (Report(fields: try #require(object as? [String: Any]), text: result.standardOutput), result.standardError)
+    }
+
+    /// A long run reports its progress on stderr (phase, virtual time, writes, deliveries), stdout keeps the
+    /// report alone, and the run is the same with progress lines or without; a sweep reports seeds done.
+    @Test func progressLinesOnStandardError() async throws {
+        let mesh = ["--nodes", "16", "--writes", "400"]
+        let quiet = try await run(["--progress", "0"], mesh: mesh)
+        #expect(quiet.standardError.isEmpty)
+        // A microsecond between lines: every observation prints.
+        let chatty = try await run(["--progress", "0.000001"], mesh: mesh)
+        let lines = chatty.standardError.split(separator: "\n")
+        #expect(lines.count >= 2, "\(chatty.standardError)")
+        #expect(lines.allSatisfy { $0.hasPrefix("mesh-sim: ") && $0.contains("/400 writes") && $0.contains("deliveries") })
+        #expect(lines.contains { $0.contains(" writing: virtual ") })
+        #expect(chatty.report.outcome == quiet.report.outcome)
+
+        let sweep = try await runToCompletion(
+            try builtExecutable(named: "mesh-sim"), arguments: ["--sweep", "--seeds", "3", "--progress", "0.000001"])
+        #expect(sweep.status == 0, "\(sweep.standardError)")
+        #expect(sweep.standardError.contains("3/3 seeds (0 failed)"), "\(sweep.standardError)")
+        #expect(sweep.standardOutput.contains("\"failed\":0"))
     }
 
     /// By default mesh-sim restarts itself with glibc's huge-page tunable; `--no-huge-pages` and a tunable
