@@ -87,6 +87,10 @@ public struct ORSet<Element: Hashable & Sendable>: DeltaCRDT {
         guard let previous = entries.updateValue(DotSet(dot), forKey: element) else {
             return ORSet(uncheckedEntries: [element: DotSet(dot)], context: CausalContext(only: dot))
         }
+        if let old = previous.onlyDot {
+            // A re-add of an element one dot keeps alive (nearly every re-add).
+            return ORSet(uncheckedEntries: [element: DotSet(dot)], context: CausalContext(replaced: old, then: dot))
+        }
         var deltaContext = CausalContext()
         for old in previous { deltaContext.insert(old) }
         deltaContext.insert(dot)
@@ -172,17 +176,34 @@ public struct ORSet<Element: Hashable & Sendable>: DeltaCRDT {
     /// Whether every dot of this (delta's) context that `receiver` has seen is
     /// held in `receiver` by an element this set holds too, so that merging into
     /// `receiver` changes no other element; `false` when unsure or the context is
-    /// not small. A dot is issued for one insert of one element, so the element
-    /// holding it is the only one that can hold it: checking the few elements of
-    /// a delta is enough, and applying an add delta stays O(1) instead of O(n).
+    /// larger than `receiver` (then scanning `receiver` costs no more). A dot is
+    /// issued for one insert of one element, so the element holding it is the only
+    /// one that can hold it: checking the elements of a delta is enough, and applying
+    /// an add delta, or a group of them, costs O(delta) instead of O(receiver).
     @inlinable
     func reachesOnlyItsOwnElements(in receiver: ORSet) -> Bool {
-        causalContext.allDots(ifAtMost: 8) { dot in
-            if !receiver.causalContext.contains(dot) { return true }
-            for element in entries.keys {
-                if let held = receiver.entries[element], held.contains(dot) { return true }
-            }
-            return false
+        // A delta of a few writes: look its elements up per dot, with no array to build.
+        if let reachesOnlyOwn = causalContext.allDots(
+            ifAtMost: 8,
+            satisfy: { dot in
+                if !receiver.causalContext.contains(dot) { return true }
+                for element in entries.keys {
+                    if let held = receiver.entries[element], held.contains(dot) { return true }
+                }
+                return false
+            })
+        {
+            return reachesOnlyOwn
+        }
+        // A delta-group: gather the receiver's dots under the group's elements once.
+        let limit = max(receiver.entries.count, 64)
+        var held: [Dot] = []
+        for element in entries.keys {
+            if let dots = receiver.entries[element] { held.append(contentsOf: dots) }
+        }
+        held.sort()
+        return causalContext.allDots(ifAtMost: limit) { dot in
+            !receiver.causalContext.contains(dot) || sortedDots(held, contain: dot)
         } ?? false
     }
 
