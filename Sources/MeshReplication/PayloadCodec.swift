@@ -28,7 +28,7 @@ enum PayloadCodec {
             }
         case .set(let set):
             writeContext(set.context, to: &writer)
-            let elements = set.dottedElements.sorted { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }
+            let elements = set.dottedElements.sorted { utf8Precedes($0.key, $1.key) }
             writer.writeCount(elements.count)
             for (element, dots) in elements {
                 writer.writeString(element)
@@ -36,7 +36,7 @@ enum PayloadCodec {
             }
         case .map(let map):
             writeContext(map.context, to: &writer)
-            let fields = map.dottedEntries.sorted { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }
+            let fields = map.dottedEntries.sorted { utf8Precedes($0.key, $1.key) }
             writer.writeCount(fields.count)
             for (field, entries) in fields {
                 writer.writeString(field)
@@ -70,6 +70,26 @@ enum PayloadCodec {
             writeContext(flag.context, to: &writer)
             writeDots(flag.enablingDots.sorted, to: &writer)
         }
+    }
+
+    /// Whether `left`'s UTF-8 bytes precede `right`'s: the canonical order of encoded members and
+    /// fields. Compared over the strings' contiguous bytes; the generic comparison of two `UTF8View`s
+    /// walked them index by index and was half of a node's CPU at `SADD` into a set of 60,000 members
+    /// (each checkpoint encodes every object, sorted).
+    static func utf8Precedes(_ left: String, _ right: String) -> Bool {
+        let compared = left.utf8.withContiguousStorageIfAvailable { leftBytes in
+            right.utf8.withContiguousStorageIfAvailable { rightBytes in
+                let common = min(leftBytes.count, rightBytes.count)
+                var index = 0
+                while index < common {
+                    if leftBytes[index] != rightBytes[index] { return leftBytes[index] < rightBytes[index] }
+                    index &+= 1
+                }
+                return leftBytes.count < rightBytes.count
+            }
+        }
+        if let compared, let compared { return compared }
+        return left.utf8.lexicographicallyPrecedes(right.utf8)
     }
 
     /// The size of `encode(value)`, computed without sorting or writing anything (a snapshot is

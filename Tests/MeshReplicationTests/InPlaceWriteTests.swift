@@ -44,3 +44,22 @@ func writesChangeObjectsInPlace() throws {
     guard case .map(let map)? = machine.value(of: "m", in: "d") else { Issue.record("no map"); return }
     #expect(map["field-250"] == "w" && map.count == 500)
 }
+
+/// The encoder's order of members and fields is the UTF-8 byte order, exactly as the generic comparison
+/// of the strings' UTF-8 views gives it (and as decoders check it), for ASCII, multi-byte characters,
+/// prefixes, empty strings and strings longer than the small-string form.
+@Test("utf8Precedes orders strings by their UTF-8 bytes")
+func utf8PrecedesIsByteOrder() {
+    var random = SplitMix64(seed: 7)
+    let alphabet: [String] = ["a", "b", "z", "A", "0", ":", "é", "ü", "€", "𝄞", "\u{7F}", "\u{80}", "element:"]
+    var strings = ["", "a", "ab", "abc", "element:000000000001", "element:000000000002", String(repeating: "x", count: 40)]
+    for _ in 0..<300 {
+        let length = Int(random.next() % 24)
+        strings.append((0..<length).map { _ in alphabet[Int(random.next() % UInt64(alphabet.count))] }.joined())
+    }
+    for left in strings {
+        for right in strings {
+            #expect(PayloadCodec.utf8Precedes(left, right) == left.utf8.lexicographicallyPrecedes(right.utf8))
+        }
+    }
+}
