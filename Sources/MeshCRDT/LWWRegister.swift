@@ -272,6 +272,7 @@ public struct LWWMap<Key: Hashable & Sendable, Value: Hashable & Sendable>: Delt
     @inlinable
     public mutating func merge(_ other: LWWMap) {
         if other.isBottom { return }
+        if other.entries.count == 1 && mergeOneKey(other) { return }
         var removals: [Key] = []
         // Keys only here: drop the writes `other` has seen (it removed or replaced
         // them); skipped when `other` is a delta that cannot reach another key.
@@ -325,6 +326,44 @@ public struct LWWMap<Key: Hashable & Sendable, Value: Hashable & Sendable>: Delt
         }
         for key in removals { entries[key] = nil }
         causalContext.merge(other.causalContext)
+    }
+
+    /// `merge(other)` for a delta of one key whose context reaches no other key here (see
+    /// `ORSet.mergeOneElement`): the key is hashed once; `false`, changing nothing, otherwise.
+    @inlinable
+    mutating func mergeOneKey(_ other: LWWMap) -> Bool {
+        guard let (key, theirs) = other.entries.first else { return false }
+        let index = entries.index(forKey: key)
+        let reachesOnlyKey: Bool? = {
+            let held = index.map { entries.values[$0] } ?? []
+            return other.causalContext.allDots(ifAtMost: 8) { dot in
+                !causalContext.contains(dot) || held.contains { $0.dot == dot }
+            }
+        }()
+        guard reachesOnlyKey == true else { return false }
+        if let index {
+            let mine = entries.values[index]
+            if mine.count == 1 && theirs.count == 1 {
+                // One write on each side: joined as `joinDotted` does, without a new array.
+                let (left, right) = (mine[0], theirs[0])
+                if left.dot != right.dot {
+                    switch (!other.causalContext.contains(left.dot), !causalContext.contains(right.dot)) {
+                    case (true, false): break
+                    case (false, true): entries.values[index] = theirs
+                    case (false, false): entries.remove(at: index)
+                    case (true, true): entries.values[index] = left.dot < right.dot ? [left, right] : [right, left]
+                    }
+                }
+            } else if mine != theirs {
+                let joined = joinDotted(mine, causalContext, theirs, other.causalContext, dot: { $0.dot })
+                if joined.isEmpty { entries.remove(at: index) } else { entries.values[index] = joined }
+            }
+        } else {
+            let fresh = theirs.filter { !causalContext.contains($0.dot) }
+            if !fresh.isEmpty { entries[key] = fresh }
+        }
+        causalContext.merge(other.causalContext)
+        return true
     }
 
     /// Whether every dot of this (delta's) context that `receiver` has seen is

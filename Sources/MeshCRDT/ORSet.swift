@@ -129,6 +129,7 @@ public struct ORSet<Element: Hashable & Sendable>: DeltaCRDT {
     @inlinable
     public mutating func merge(_ other: ORSet) {
         if other.isBottom { return }
+        if other.entries.count == 1 && mergeOneElement(other) { return }
         var removals: [Element] = []
         // Elements only here: drop the dots `other` has seen (it removed them).
         // That scans every element, so it is skipped when `other` is a delta whose
@@ -157,6 +158,36 @@ public struct ORSet<Element: Hashable & Sendable>: DeltaCRDT {
         }
         for element in removals { entries[element] = nil }
         causalContext.merge(other.causalContext)
+    }
+
+    /// `merge(other)` for a delta of one element whose context reaches no other element here (a
+    /// single write, joined into the open delta-group or applied by a peer): the element is hashed
+    /// once, and no other element is looked at. Returns `false`, changing nothing, when the context
+    /// may reach another element (then the general merge runs).
+    @inlinable
+    mutating func mergeOneElement(_ other: ORSet) -> Bool {
+        guard let (element, theirs) = other.entries.first else { return false }
+        let index = entries.index(forKey: element)
+        // Every dot of the delta's context seen here must be held by this element here (see
+        // `reachesOnlyItsOwnElements`). Checked in a scope of its own, so the held dots are no longer
+        // referenced when the element is joined in place.
+        let reachesOnlyElement: Bool? = {
+            let held = index.map { entries.values[$0] } ?? DotSet()
+            return other.causalContext.allDots(ifAtMost: 8) { dot in
+                !causalContext.contains(dot) || held.contains(dot)
+            }
+        }()
+        guard reachesOnlyElement == true else { return false }
+        if let index {
+            if !Self.join(&entries.values[index], causalContext, theirs, other.causalContext) {
+                entries.remove(at: index)
+            }
+        } else {
+            let fresh = theirs.subtracting(causalContext)
+            if !fresh.isEmpty { entries[element] = fresh }
+        }
+        causalContext.merge(other.causalContext)
+        return true
     }
 
     /// Joins `theirs` into `mine` (empty when the element is absent here: stored
