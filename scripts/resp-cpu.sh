@@ -12,6 +12,11 @@
 #   TESTS      redis-benchmark tests, space-separated (default: incr sadd hset)
 #   PS         pipeline depths, space-separated (default: 1 16)
 #   REQUESTS   requests per test (default 200000); CLIENTS connections (default 50)
+#   KEYSPACE   redis-benchmark -r: random members and fields out of this many (default: one member,
+#              one field, as bench-resp.sh); shows whether a write's cost grows with the set or hash
+#   PERF       a directory: also record each node's profile during each test there
+#              (`perf record -g`, files TEST-PDEPTH-node1.data, ...-peer1.data, ...-peer2.data;
+#              read them with `perf report --no-children -i FILE | swift demangle --simplified`)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh >/dev/null
@@ -40,9 +45,21 @@ ticks() { for pid in "${pids[@]}"; do awk '{print $14 + $15}' "/proc/$pid/stat";
 hertz=$(getconf CLK_TCK)
 for test in ${TESTS:-incr sadd hset}; do
     for depth in ${PS:-1 16}; do
+        perfs=()
+        if [ -n "${PERF:-}" ]; then
+            mkdir -p "$PERF"
+            for i in 0 1 2; do
+                name=$([ "$i" = 0 ] && echo "node1" || echo "peer$i")
+                perf record -q -g -p "${pids[i]}" -o "$PERF/$test-P$depth-$name.data" >/dev/null 2>&1 &
+                perfs+=($!)
+            done
+            sleep 0.5
+        fi
         mapfile -t before < <(ticks)
-        rps=$(redis-benchmark -p "$port1" -t "$test" -n "$requests" -c "$clients" -P "$depth" -q --csv | tail -1 | cut -d, -f2 | tr -d '"')
+        rps=$(redis-benchmark -p "$port1" -t "$test" -n "$requests" -c "$clients" -P "$depth" ${KEYSPACE:+-r "$KEYSPACE"} -q --csv | tail -1 | cut -d, -f2 | tr -d '"')
         mapfile -t after < <(ticks)
+        for perf in "${perfs[@]}"; do kill -INT "$perf" 2>/dev/null || true; done
+        for perf in "${perfs[@]}"; do wait "$perf" 2>/dev/null || true; done
         line="$test -P $depth: $rps ops/s; CPU µs/request"
         for i in 0 1 2; do
             name=$([ "$i" = 0 ] && echo "node1" || echo "peer$i")

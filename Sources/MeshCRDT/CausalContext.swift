@@ -42,6 +42,21 @@ public struct CausalContext: Hashable, Sendable, CustomStringConvertible {
         }
     }
 
+    /// The context covering exactly `replaced` and `dot`: what inserting both into the empty
+    /// context makes (the delta of a write that replaces one earlier write), built as one array of
+    /// two dots when neither belongs in the vector, as almost always.
+    @inlinable
+    init(replaced: Dot, then dot: Dot) {
+        self.init()
+        if replaced.counter >= 2 && dot.counter >= 2 && replaced < dot {
+            // Canonical: sorted, distinct, and each at least two past the empty vector.
+            cloud = [replaced, dot]
+        } else {
+            insert(replaced)
+            insert(dot)
+        }
+    }
+
     /// The context covering exactly the given dots (compacted).
     public init(dots: some Sequence<Dot>) {
         self.init()
@@ -155,12 +170,17 @@ public struct CausalContext: Hashable, Sendable, CustomStringConvertible {
 
     /// Adds everything `other` has seen.
     ///
-    /// - Complexity: O(n + m) plus compaction of the combined cloud.
+    /// - Complexity: O(n + m) plus compaction of the combined cloud; O(m log n) without
+    ///   allocating when `other` is small (a delta's context).
     public mutating func merge(_ other: CausalContext) {
-        // A delta of one local write covers one dot: insert it without the
-        // general union and compaction (the canonical result is the same).
-        if other.vector.isEmpty && other.cloud.count == 1 {
-            insert(other.cloud[0])
+        // A delta of a local write covers a few dots (the write's and those it replaced): insert
+        // them one by one, without the general union and compaction, which build two new arrays
+        // per merge. Joining a single write into an open delta-group whose context already holds
+        // up to 64 cloud dots is the common case. The canonical result is the same: a context is
+        // canonical for its set of dots, and `insert` keeps it canonical.
+        if other.cloud.count <= Self.smallMergeDots && other.vector.storage.count <= 1 {
+            if let entry = other.vector.storage.first { raiseVector(entry) }
+            for dot in other.cloud { insert(dot) }
             return
         }
         vector.merge(other.vector)
@@ -171,6 +191,19 @@ public struct CausalContext: Hashable, Sendable, CustomStringConvertible {
                 cloud = Self.union(cloud, other.cloud)
             }
         }
+        if !cloud.isEmpty { compact() }
+    }
+
+    /// At most this many cloud dots in `other` take `merge`'s dot-by-dot path.
+    @usableFromInline
+    static let smallMergeDots = 8
+
+    /// Raises the vector to cover `entry`'s replica up to its counter, folding the cloud dots that
+    /// became covered or contiguous.
+    @usableFromInline
+    mutating func raiseVector(_ entry: VersionVector.Entry) {
+        if entry.counter <= vector[entry.replica] { return }
+        vector[entry.replica] = entry.counter
         if !cloud.isEmpty { compact() }
     }
 
@@ -202,32 +235,35 @@ public struct CausalContext: Hashable, Sendable, CustomStringConvertible {
         return result
     }
 
-    /// Folds cloud dots that became contiguous into the vector and drops the ones
-    /// the vector already covers. One pass: the cloud is sorted by (replica, counter).
+    /// Folds cloud dots that became contiguous into the vector and drops the ones the vector
+    /// already covers. One pass over the cloud, sorted by (replica, counter), keeping the rest in
+    /// place (no new array per compaction).
     @usableFromInline
     mutating func compact() {
-        var kept: [Dot] = []
+        let count = cloud.count
+        var kept = 0
         var index = 0
-        while index < cloud.count {
+        while index < count {
             let replica = cloud[index].replica
             var counter = vector[replica]
             let start = counter
-            while index < cloud.count && cloud[index].replica == replica {
+            while index < count && cloud[index].replica == replica {
                 let dot = cloud[index]
                 // Compared as a difference: `counter + 1` overflows when a remote
                 // context saturated this replica's counter at UInt64.max.
                 if dot.counter > counter && dot.counter - counter == 1 {
                     counter += 1
                 } else if dot.counter > counter {
-                    kept.append(dot)
+                    if kept != index { cloud[kept] = dot }
+                    kept += 1
                 }
                 index += 1
             }
             if counter != start { vector[replica] = counter }
         }
         // Within one replica the dots ascend, so once a gap is kept no later dot
-        // of that replica can close it: `kept` is already canonical.
-        cloud = kept
+        // of that replica can close it: what is kept is already canonical.
+        if kept < count { cloud.removeLast(count - kept) }
     }
 
     /// `vector + cloud`.

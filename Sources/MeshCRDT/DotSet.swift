@@ -155,3 +155,16 @@ public struct DotSet: Hashable, Sendable, Sequence, CustomStringConvertible {
     /// `[replica:counter, …]`.
     public var description: String { "[" + sorted.map(\.description).joined(separator: ", ") + "]" }
 }
+
+/// Whether the sorted array `dots` holds `dot` (binary search).
+@inlinable
+func sortedDots(_ dots: [Dot], contain dot: Dot) -> Bool {
+    var low = 0
+    var high = dots.count
+    while low < high {
+        let middle = (low &+ high) >> 1
+        if dots[middle] == dot { return true }
+        if dots[middle] < dot { low = middle &+ 1 } else { high = middle }
+    }
+    return false
+}

@@ -232,6 +232,10 @@ public struct LWWMap<Key: Hashable & Sendable, Value: Hashable & Sendable>: Delt
         guard let previous = entries.updateValue(written, forKey: key) else {
             return LWWMap(uncheckedEntries: [key: written], context: CausalContext(only: dot))
         }
+        if previous.count == 1 {
+            // The field held one write (no concurrent writes to it): nearly every set of a field.
+            return LWWMap(uncheckedEntries: [key: written], context: CausalContext(replaced: previous[0].dot, then: dot))
+        }
         var deltaContext = CausalContext()
         deltaContext.cloud.reserveCapacity(previous.count + 1)
         for old in previous { deltaContext.insert(old.dot) }
@@ -268,6 +272,7 @@ public struct LWWMap<Key: Hashable & Sendable, Value: Hashable & Sendable>: Delt
     @inlinable
     public mutating func merge(_ other: LWWMap) {
         if other.isBottom { return }
+        if other.entries.count == 1 && mergeOneKey(other) { return }
         var removals: [Key] = []
         // Keys only here: drop the writes `other` has seen (it removed or replaced
         // them); skipped when `other` is a delta that cannot reach another key.
@@ -291,6 +296,22 @@ public struct LWWMap<Key: Hashable & Sendable, Value: Hashable & Sendable>: Delt
         for (key, theirs) in other.entries {
             if let index = entries.index(forKey: key) {
                 let mine = entries.values[index]
+                if mine.count == 1 && theirs.count == 1 {
+                    // One write on each side (a key's usual state, and a single write's delta): the
+                    // join without building a new array, as `joinDotted` does it. A dot names one
+                    // write, so with equal dots the entries are equal and ours is kept.
+                    let (left, right) = (mine[0], theirs[0])
+                    if left.dot == right.dot { continue }
+                    let keepsMine = !other.causalContext.contains(left.dot)
+                    let keepsTheirs = !causalContext.contains(right.dot)
+                    switch (keepsMine, keepsTheirs) {
+                    case (true, false): break
+                    case (false, true): entries.values[index] = theirs
+                    case (false, false): removals.append(key)
+                    case (true, true): entries.values[index] = left.dot < right.dot ? [left, right] : [right, left]
+                    }
+                    continue
+                }
                 if mine == theirs { continue }
                 let joined = joinDotted(mine, causalContext, theirs, other.causalContext, dot: { $0.dot })
                 if joined.isEmpty {
@@ -307,17 +328,69 @@ public struct LWWMap<Key: Hashable & Sendable, Value: Hashable & Sendable>: Delt
         causalContext.merge(other.causalContext)
     }
 
+    /// `merge(other)` for a delta of one key whose context reaches no other key here (see
+    /// `ORSet.mergeOneElement`): the key is hashed once; `false`, changing nothing, otherwise.
+    @inlinable
+    mutating func mergeOneKey(_ other: LWWMap) -> Bool {
+        guard let (key, theirs) = other.entries.first else { return false }
+        let index = entries.index(forKey: key)
+        let reachesOnlyKey: Bool? = {
+            let held = index.map { entries.values[$0] } ?? []
+            return other.causalContext.allDots(ifAtMost: 8) { dot in
+                !causalContext.contains(dot) || held.contains { $0.dot == dot }
+            }
+        }()
+        guard reachesOnlyKey == true else { return false }
+        if let index {
+            let mine = entries.values[index]
+            if mine.count == 1 && theirs.count == 1 {
+                // One write on each side: joined as `joinDotted` does, without a new array.
+                let (left, right) = (mine[0], theirs[0])
+                if left.dot != right.dot {
+                    switch (!other.causalContext.contains(left.dot), !causalContext.contains(right.dot)) {
+                    case (true, false): break
+                    case (false, true): entries.values[index] = theirs
+                    case (false, false): entries.remove(at: index)
+                    case (true, true): entries.values[index] = left.dot < right.dot ? [left, right] : [right, left]
+                    }
+                }
+            } else if mine != theirs {
+                let joined = joinDotted(mine, causalContext, theirs, other.causalContext, dot: { $0.dot })
+                if joined.isEmpty { entries.remove(at: index) } else { entries.values[index] = joined }
+            }
+        } else {
+            let fresh = theirs.filter { !causalContext.contains($0.dot) }
+            if !fresh.isEmpty { entries[key] = fresh }
+        }
+        causalContext.merge(other.causalContext)
+        return true
+    }
+
     /// Whether every dot of this (delta's) context that `receiver` has seen is
     /// held in `receiver` under a key this map holds too (see
     /// `ORSet.reachesOnlyItsOwnElements`): a dot is issued for one write of one key.
     @inlinable
     func reachesOnlyItsOwnKeys(in receiver: LWWMap) -> Bool {
-        causalContext.allDots(ifAtMost: 8) { dot in
-            if !receiver.causalContext.contains(dot) { return true }
-            for key in entries.keys {
-                if let held = receiver.entries[key], held.contains(where: { $0.dot == dot }) { return true }
-            }
-            return false
+        if let reachesOnlyOwn = causalContext.allDots(
+            ifAtMost: 8,
+            satisfy: { dot in
+                if !receiver.causalContext.contains(dot) { return true }
+                for key in entries.keys {
+                    if let held = receiver.entries[key], held.contains(where: { $0.dot == dot }) { return true }
+                }
+                return false
+            })
+        {
+            return reachesOnlyOwn
+        }
+        let limit = max(receiver.entries.count, 64)
+        var held: [Dot] = []
+        for key in entries.keys {
+            if let list = receiver.entries[key] { held.append(contentsOf: list.lazy.map(\.dot)) }
+        }
+        held.sort()
+        return causalContext.allDots(ifAtMost: limit) { dot in
+            !receiver.causalContext.contains(dot) || sortedDots(held, contain: dot)
         } ?? false
     }
 

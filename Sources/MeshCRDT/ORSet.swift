@@ -87,6 +87,10 @@ public struct ORSet<Element: Hashable & Sendable>: DeltaCRDT {
         guard let previous = entries.updateValue(DotSet(dot), forKey: element) else {
             return ORSet(uncheckedEntries: [element: DotSet(dot)], context: CausalContext(only: dot))
         }
+        if let old = previous.onlyDot {
+            // A re-add of an element one dot keeps alive (nearly every re-add).
+            return ORSet(uncheckedEntries: [element: DotSet(dot)], context: CausalContext(replaced: old, then: dot))
+        }
         var deltaContext = CausalContext()
         for old in previous { deltaContext.insert(old) }
         deltaContext.insert(dot)
@@ -125,6 +129,7 @@ public struct ORSet<Element: Hashable & Sendable>: DeltaCRDT {
     @inlinable
     public mutating func merge(_ other: ORSet) {
         if other.isBottom { return }
+        if other.entries.count == 1 && mergeOneElement(other) { return }
         var removals: [Element] = []
         // Elements only here: drop the dots `other` has seen (it removed them).
         // That scans every element, so it is skipped when `other` is a delta whose
@@ -155,6 +160,36 @@ public struct ORSet<Element: Hashable & Sendable>: DeltaCRDT {
         causalContext.merge(other.causalContext)
     }
 
+    /// `merge(other)` for a delta of one element whose context reaches no other element here (a
+    /// single write, joined into the open delta-group or applied by a peer): the element is hashed
+    /// once, and no other element is looked at. Returns `false`, changing nothing, when the context
+    /// may reach another element (then the general merge runs).
+    @inlinable
+    mutating func mergeOneElement(_ other: ORSet) -> Bool {
+        guard let (element, theirs) = other.entries.first else { return false }
+        let index = entries.index(forKey: element)
+        // Every dot of the delta's context seen here must be held by this element here (see
+        // `reachesOnlyItsOwnElements`). Checked in a scope of its own, so the held dots are no longer
+        // referenced when the element is joined in place.
+        let reachesOnlyElement: Bool? = {
+            let held = index.map { entries.values[$0] } ?? DotSet()
+            return other.causalContext.allDots(ifAtMost: 8) { dot in
+                !causalContext.contains(dot) || held.contains(dot)
+            }
+        }()
+        guard reachesOnlyElement == true else { return false }
+        if let index {
+            if !Self.join(&entries.values[index], causalContext, theirs, other.causalContext) {
+                entries.remove(at: index)
+            }
+        } else {
+            let fresh = theirs.subtracting(causalContext)
+            if !fresh.isEmpty { entries[element] = fresh }
+        }
+        causalContext.merge(other.causalContext)
+        return true
+    }
+
     /// Joins `theirs` into `mine` (empty when the element is absent here: stored
     /// dot sets never are); returns whether any dot is left.
     @inlinable
@@ -172,17 +207,34 @@ public struct ORSet<Element: Hashable & Sendable>: DeltaCRDT {
     /// Whether every dot of this (delta's) context that `receiver` has seen is
     /// held in `receiver` by an element this set holds too, so that merging into
     /// `receiver` changes no other element; `false` when unsure or the context is
-    /// not small. A dot is issued for one insert of one element, so the element
-    /// holding it is the only one that can hold it: checking the few elements of
-    /// a delta is enough, and applying an add delta stays O(1) instead of O(n).
+    /// larger than `receiver` (then scanning `receiver` costs no more). A dot is
+    /// issued for one insert of one element, so the element holding it is the only
+    /// one that can hold it: checking the elements of a delta is enough, and applying
+    /// an add delta, or a group of them, costs O(delta) instead of O(receiver).
     @inlinable
     func reachesOnlyItsOwnElements(in receiver: ORSet) -> Bool {
-        causalContext.allDots(ifAtMost: 8) { dot in
-            if !receiver.causalContext.contains(dot) { return true }
-            for element in entries.keys {
-                if let held = receiver.entries[element], held.contains(dot) { return true }
-            }
-            return false
+        // A delta of a few writes: look its elements up per dot, with no array to build.
+        if let reachesOnlyOwn = causalContext.allDots(
+            ifAtMost: 8,
+            satisfy: { dot in
+                if !receiver.causalContext.contains(dot) { return true }
+                for element in entries.keys {
+                    if let held = receiver.entries[element], held.contains(dot) { return true }
+                }
+                return false
+            })
+        {
+            return reachesOnlyOwn
+        }
+        // A delta-group: gather the receiver's dots under the group's elements once.
+        let limit = max(receiver.entries.count, 64)
+        var held: [Dot] = []
+        for element in entries.keys {
+            if let dots = receiver.entries[element] { held.append(contentsOf: dots) }
+        }
+        held.sort()
+        return causalContext.allDots(ifAtMost: limit) { dot in
+            !receiver.causalContext.contains(dot) || sortedDots(held, contain: dot)
         } ?? false
     }
 

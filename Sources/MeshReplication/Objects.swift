@@ -182,82 +182,103 @@ public enum WriteOperation: Sendable, Hashable {
     }
 
     /// Applies the operation to `object` (of the right type) and returns the delta.
+    ///
+    /// Each case takes the payload out of `object` (leaving a placeholder) before mutating it, so
+    /// the payload is uniquely referenced and changes in place. Switching on `(self, object)` kept a
+    /// second reference in the tuple: every write to a set or map copied its whole dictionary
+    /// (O(elements) per `SADD` or `HSET`).
     func apply(to object: inout ObjectValue, at replica: ReplicaID, timestamp: HLCTimestamp) -> ObjectValue {
-        switch (self, object) {
-        case (.increment(let amount), .counter(var value)):
+        switch self {
+        case .increment(let amount):
+            guard case .counter(var value) = object else { break }
+            object = .flag(EWFlag())
             let delta = value.increment(by: amount, at: replica)
             object = .counter(value)
             return .counter(delta)
-        case (.decrement(let amount), .counter(var value)):
+        case .decrement(let amount):
+            guard case .counter(var value) = object else { break }
+            object = .flag(EWFlag())
             let delta = value.decrement(by: amount, at: replica)
             object = .counter(value)
             return .counter(delta)
-        case (.insert(let element), .set(var value)):
+        case .insert(let element):
+            guard case .set(var value) = object else { break }
             object = .flag(EWFlag())
             let delta = value.insert(element, at: replica)
             object = .set(value)
             return .set(delta)
-        case (.remove(let element), .set(var value)):
+        case .remove(let element):
+            guard case .set(var value) = object else { break }
             object = .flag(EWFlag())
             let delta = value.remove(element)
             object = .set(value)
             return .set(delta)
-        case (.setField(let field, let text), .map(var value)):
+        case .setField(let field, let text):
+            guard case .map(var value) = object else { break }
             object = .flag(EWFlag())
             let delta = value.set(field, to: text, timestamp: timestamp, at: replica)
             object = .map(value)
             return .map(delta)
-        case (.removeField(let field), .map(var value)):
+        case .removeField(let field):
+            guard case .map(var value) = object else { break }
             object = .flag(EWFlag())
             let delta = value.remove(field)
             object = .map(value)
             return .map(delta)
-        case (.assign(let text), .register(var value)):
+        case .assign(let text):
+            guard case .register(var value) = object else { break }
             let delta = value.set(text, timestamp: timestamp, at: replica)
             object = .register(value)
             return .register(delta)
-        case (.assignMultiValue(let text), .multiValueRegister(var value)):
+        case .assignMultiValue(let text):
+            guard case .multiValueRegister(var value) = object else { break }
+            object = .flag(EWFlag())
             let delta = value.set(text, at: replica)
             object = .multiValueRegister(value)
             return .multiValueRegister(delta)
-        case (.enable, .flag(var value)):
+        case .enable:
+            guard case .flag(var value) = object else { break }
             let delta = value.enable(at: replica)
             object = .flag(value)
             return .flag(delta)
-        case (.disable, .flag(var value)):
+        case .disable:
+            guard case .flag(var value) = object else { break }
             let delta = value.disable()
             object = .flag(value)
             return .flag(delta)
-        case (.clear, .counter(var value)):
-            let delta = value.reset()
-            object = .counter(value)
-            return .counter(delta)
-        case (.clear, .set(var value)):
-            object = .flag(EWFlag())
-            let delta = value.removeAll()
-            object = .set(value)
-            return .set(delta)
-        case (.clear, .map(var value)):
-            object = .flag(EWFlag())
-            let delta = value.removeAll()
-            object = .map(value)
-            return .map(delta)
-        case (.clear, .register(var value)):
-            let delta = value.clear(timestamp: timestamp, at: replica)
-            object = .register(value)
-            return .register(delta)
-        case (.clear, .multiValueRegister(var value)):
-            object = .flag(EWFlag())
-            let delta = value.reset()
-            object = .multiValueRegister(value)
-            return .multiValueRegister(delta)
-        case (.clear, .flag(var value)):
-            let delta = value.disable()
-            object = .flag(value)
-            return .flag(delta)
-        default:
-            preconditionFailure("operation \(self) applied to \(object.type); the caller checks the type first")
+        case .clear:
+            switch object {
+            case .counter(var value):
+                object = .flag(EWFlag())
+                let delta = value.reset()
+                object = .counter(value)
+                return .counter(delta)
+            case .set(var value):
+                object = .flag(EWFlag())
+                let delta = value.removeAll()
+                object = .set(value)
+                return .set(delta)
+            case .map(var value):
+                object = .flag(EWFlag())
+                let delta = value.removeAll()
+                object = .map(value)
+                return .map(delta)
+            case .register(var value):
+                let delta = value.clear(timestamp: timestamp, at: replica)
+                object = .register(value)
+                return .register(delta)
+            case .multiValueRegister(var value):
+                object = .flag(EWFlag())
+                let delta = value.reset()
+                object = .multiValueRegister(value)
+                return .multiValueRegister(delta)
+            case .flag(var value):
+                let delta = value.disable()
+                object = .flag(value)
+                return .flag(delta)
+            }
         }
+        preconditionFailure("operation \(self) applied to \(object.type); the caller checks the type first")
     }
 }
 

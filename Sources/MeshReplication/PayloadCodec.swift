@@ -28,23 +28,23 @@ enum PayloadCodec {
             }
         case .set(let set):
             writeContext(set.context, to: &writer)
-            let elements = set.dottedElements.sorted { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }
-            writer.writeCount(elements.count)
-            for (element, dots) in elements {
-                writer.writeString(element)
-                writeDots(dots.sorted, to: &writer)
+            writer.writeCount(set.dottedElements.count)
+            // One element (a write's delta) needs no sorted copy of the dictionary.
+            if set.dottedElements.count == 1 {
+                for (element, dots) in set.dottedElements { writeElement(element, dots, to: &writer) }
+            } else {
+                for (element, dots) in set.dottedElements.sorted(by: { utf8Precedes($0.key, $1.key) }) {
+                    writeElement(element, dots, to: &writer)
+                }
             }
         case .map(let map):
             writeContext(map.context, to: &writer)
-            let fields = map.dottedEntries.sorted { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }
-            writer.writeCount(fields.count)
-            for (field, entries) in fields {
-                writer.writeString(field)
-                let sorted = entries.sorted { $0.dot < $1.dot }
-                writer.writeCount(sorted.count)
-                for entry in sorted {
-                    writeDot(entry.dot, to: &writer)
-                    writeWrite(entry.write, to: &writer)
+            writer.writeCount(map.dottedEntries.count)
+            if map.dottedEntries.count == 1 {
+                for (field, entries) in map.dottedEntries { writeField(field, entries, to: &writer) }
+            } else {
+                for (field, entries) in map.dottedEntries.sorted(by: { utf8Precedes($0.key, $1.key) }) {
+                    writeField(field, entries, to: &writer)
                 }
             }
         case .register(let register):
@@ -70,6 +70,47 @@ enum PayloadCodec {
             writeContext(flag.context, to: &writer)
             writeDots(flag.enablingDots.sorted, to: &writer)
         }
+    }
+
+    private static func writeElement(_ element: String, _ dots: DotSet, to writer: inout ByteWriter) {
+        writer.writeString(element)
+        if let dot = dots.onlyDot {
+            // Nearly every element: no array of one dot to build.
+            writer.writeCount(1)
+            writeDot(dot, to: &writer)
+        } else {
+            writeDots(dots.sorted, to: &writer)
+        }
+    }
+
+    private static func writeField(_ field: String, _ entries: [LWWMap<String, String>.Entry], to writer: inout ByteWriter) {
+        writer.writeString(field)
+        // A field's writes are kept sorted by dot (an LWWMap invariant, checked when decoded).
+        writer.writeCount(entries.count)
+        for entry in entries {
+            writeDot(entry.dot, to: &writer)
+            writeWrite(entry.write, to: &writer)
+        }
+    }
+
+    /// Whether `left`'s UTF-8 bytes precede `right`'s: the canonical order of encoded members and
+    /// fields. Compared over the strings' contiguous bytes; the generic comparison of two `UTF8View`s
+    /// walked them index by index and was half of a node's CPU at `SADD` into a set of 60,000 members
+    /// (each checkpoint encodes every object, sorted).
+    static func utf8Precedes(_ left: String, _ right: String) -> Bool {
+        let compared = left.utf8.withContiguousStorageIfAvailable { leftBytes in
+            right.utf8.withContiguousStorageIfAvailable { rightBytes in
+                let common = min(leftBytes.count, rightBytes.count)
+                var index = 0
+                while index < common {
+                    if leftBytes[index] != rightBytes[index] { return leftBytes[index] < rightBytes[index] }
+                    index &+= 1
+                }
+                return leftBytes.count < rightBytes.count
+            }
+        }
+        if let compared, let compared { return compared }
+        return left.utf8.lexicographicallyPrecedes(right.utf8)
     }
 
     /// The size of `encode(value)`, computed without sorting or writing anything (a snapshot is

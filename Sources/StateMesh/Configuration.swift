@@ -29,7 +29,9 @@ public struct MeshNodeConfiguration: Sendable {
     public var replication: ReplicationConfiguration
     /// Failure detection (SWIM with Lifeguard) tunables.
     public var membership: MembershipConfiguration
-    /// Journaled records after which the whole state is checkpointed and the journal truncated (default 10,000).
+    /// Journaled records after which the whole state is checkpointed and the journal truncated (default 10,000),
+    /// once the records journaled since the last checkpoint also add up to half of its encoded size (so a
+    /// large state is not re-encoded every few thousand writes).
     public var checkpointRecordCount: Int
     /// Deliveries kept in storage as change history, so a subscriber resuming from an older position gets
     /// each missed change rather than a resynchronization (default 100,000).
