@@ -27,8 +27,8 @@ public struct SimulationProgress: Sendable, Equatable {
     public var deliveriesOfIssuedWrites: Int
     public var messagesDelivered: Int
 
-    /// One line for a terminal, e.g. `writing: virtual 4.1 s of 10.3, 41000/100000 writes, 38.2 M of 41.0 M
-    /// deliveries (93%)`.
+    /// One line for a terminal, e.g. `writing: virtual 4.1 s of 10.2, 41000/100000 writes, 38.2 M of 41.0 M
+    /// deliveries (93%), 0.4 M messages`.
     public var summary: String {
         let seconds = { (milliseconds: UInt64) in formatted(Double(milliseconds) / 1000, decimals: 1) }
         let end = phase == .writing ? writePhaseEndMilliseconds : healMilliseconds
