@@ -96,7 +96,7 @@ enum PayloadCodec {
     /// Whether `left`'s UTF-8 bytes precede `right`'s: the canonical order of encoded members and
     /// fields. Compared over the strings' contiguous bytes; the generic comparison of two `UTF8View`s
     /// walked them index by index and was half of a node's CPU at `SADD` into a set of 60,000 members
-    /// (each checkpoint encodes every object, sorted).
+    /// (each checkpoint encodes every object, sorted). Decoding checks the same order with it.
     static func utf8Precedes(_ left: String, _ right: String) -> Bool {
         let compared = left.utf8.withContiguousStorageIfAvailable { leftBytes in
             right.utf8.withContiguousStorageIfAvailable { rightBytes in
@@ -216,7 +216,7 @@ enum PayloadCodec {
             for _ in 0..<count {
                 let offset = reader.offset
                 let element = try reader.readString("set element")
-                if let previous, !previous.utf8.lexicographicallyPrecedes(element.utf8) {
+                if let previous, !utf8Precedes(previous, element) {
                     throw CodecError(.notCanonical, at: offset, "set elements are not strictly increasing")
                 }
                 previous = element
@@ -238,7 +238,7 @@ enum PayloadCodec {
             for _ in 0..<count {
                 let offset = reader.offset
                 let field = try reader.readString("map field")
-                if let previous, !previous.utf8.lexicographicallyPrecedes(field.utf8) {
+                if let previous, !utf8Precedes(previous, field) {
                     throw CodecError(.notCanonical, at: offset, "map fields are not strictly increasing")
                 }
                 previous = field
