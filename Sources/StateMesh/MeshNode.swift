@@ -174,16 +174,17 @@ public actor MeshNode: Service {
                 "data": "\(configuration.dataDirectory)",
             ])
 
+        let ticks = startTicking()
         await withGracefulShutdownHandler {
             await withTaskGroup(of: Void.self) { group in
                 group.addTask { await self.consumeInbound() }
-                group.addTask { await self.tickForever() }
                 for await _ in signal { break }
                 group.cancelAll()
             }
         } onGracefulShutdown: {
             signalContinuation.finish()
         }
+        ticks.cancel()
         await stop()
     }
 
@@ -385,15 +386,16 @@ public actor MeshNode: Service {
 
     /// Ticks often enough for prompt pushes and probe timeouts; the state machines run their rounds
     /// on their own schedules (gossip interval, probe interval) whatever the tick rate.
-    private func tickForever() async {
+    ///
+    /// A timer of the node's own event loop: a `Task.sleep` loop woke a Dispatch timer thread and a
+    /// worker thread, then hopped to the loop, on every tick (most of an idle node's CPU).
+    private func startTicking() -> RepeatedTask {
         let period = min(
             configuration.replication.gossipIntervalMilliseconds / 4, configuration.membership.probeTimeoutMilliseconds / 4,
             25)
-        let interval = Duration.milliseconds(Int64(max(period, 5)))
-        while !Task.isCancelled {
-            try? await Task.sleep(for: interval)
-            if Task.isCancelled { break }
-            tick()
+        let interval = TimeAmount.milliseconds(Int64(max(period, 5)))
+        return eventLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { _ in
+            self.assumeIsolated { $0.tick() }
         }
     }
 
