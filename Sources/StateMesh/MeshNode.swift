@@ -585,18 +585,15 @@ public actor MeshNode: Service {
         try? persist { try $0.setMember(MemberRecord.encode(member), forID: member.id.bytes) }
     }
 
-    /// Queues a message for `node`'s session. Everything queued for a peer in one turn of the node's
-    /// event loop leaves as one burst at the end of that turn (`writeOutbox`); while a burst is being
-    /// written, later messages wait and follow as the next one, so a peer's messages keep their order.
-    /// The wait is bounded by `maximumOutboundMessagesPerPeer` (beyond it messages are dropped and
-    /// gossip repairs what they carried), as is the burst in flight.
+    /// Queues a message for `node`'s session (see `PeerOutbox`: one burst per turn of the node's loop,
+    /// bursts in order, at most `maximumOutboundMessagesPerPeer` waiting).
     ///
     /// The bursts are handed to the transport without an `await` (`MeshTransport.write`): a call to the
     /// transport's async `send` from this actor hops to Swift's global executor and back for every
     /// message, and with replication traffic those hops cost a peer about a third of its CPU.
     private func enqueue(_ kind: UInt8, _ body: [UInt8], to node: NodeID) {
         guard !isOffline, !blockedPeers.contains(node) else { return }
-        if let outbox = outboxes[node], outbox.queued.count >= configuration.maximumOutboundMessagesPerPeer {
+        if outboxes[node]?.isFull == true {
             metrics.droppedOutboundFull.increment()
             return
         }
@@ -604,10 +601,9 @@ public actor MeshNode: Service {
         framed.reserveCapacity(body.count + 1)
         framed.append(kind)
         framed.append(contentsOf: body)
+        // Taken out and put back, so the queue's storage has one owner while it grows.
         var outbox = outboxes.removeValue(forKey: node) ?? makeOutbox()
-        outbox.queued.append(framed)
-        if !outbox.isWriteScheduled && !outbox.isWriting {
-            outbox.isWriteScheduled = true
+        if outbox.enqueue(framed) == .queuedScheduleWrite {
             eventLoop.execute { self.assumeIsolated { $0.writeOutbox(to: node) } }
         }
         outboxes[node] = outbox
@@ -615,28 +611,31 @@ public actor MeshNode: Service {
 
     private func makeOutbox() -> PeerOutbox {
         outboxesMade += 1
-        return PeerOutbox(generation: outboxesMade)
+        return PeerOutbox(generation: outboxesMade, capacity: configuration.maximumOutboundMessagesPerPeer)
     }
 
     /// Hands what waits for `node` to the transport as one burst, unless a burst is being written.
     private func writeOutbox(to node: NodeID) {
         // Taken out and put back, so the queue's storage has one owner while it is emptied.
         guard var outbox = outboxes.removeValue(forKey: node) else { return }
-        outbox.isWriteScheduled = false
-        let burst = outbox.isWriting ? [] : outbox.queued
-        if !burst.isEmpty { outbox.queued = [] }
-        outboxes[node] = outbox
-        guard !burst.isEmpty else { return }
+        let burst = outbox.takeBurst()
+        let generation = outbox.generation
+        guard !burst.isEmpty else {
+            outboxes[node] = outbox
+            return
+        }
         let written: EventLoopFuture<Void>
         do {
             written = try transport.write(contentsOf: burst, to: node)
         } catch {
             // No session (it closed since): dropped, gossip repairs what the messages carried.
+            outbox.burstRefused()
+            outboxes[node] = outbox
             metrics.droppedNoSession.increment(by: burst.count)
             return
         }
-        outboxes[node]!.isWriting = true
-        let generation = outbox.generation
+        // Back in the table before the completion is registered: a write done already completes at once.
+        outboxes[node] = outbox
         written.hop(to: eventLoop).whenComplete { _ in
             // A failed write (the session closed midway) drops the rest of the burst, as above.
             self.assumeIsolated { $0.outboxWritten(to: node, generation: generation) }
@@ -645,7 +644,7 @@ public actor MeshNode: Service {
 
     private func outboxWritten(to node: NodeID, generation: UInt64) {
         guard outboxes[node]?.generation == generation else { return }
-        outboxes[node]!.isWriting = false
+        outboxes[node]!.burstFinished()
         writeOutbox(to: node)
     }
 
