@@ -4,10 +4,18 @@ import Testing
 @testable import MeshSecurity
 
 /// Identity keys, node IDs and key files with safe permissions.
-@Suite struct IdentityTests {
+@Suite final class IdentityTests {
+    /// The directories `temporaryPath` made for this test, removed when it ends.
+    private var directories: [URL] = []
+
+    deinit {
+        for directory in directories { try? FileManager.default.removeItem(at: directory) }
+    }
+
     func temporaryPath(_ name: String) -> String {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("meshsec-\(UUID().uuidString)")
         try? FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        directories.append(directory)
         return directory.appendingPathComponent(name).path
     }
 
