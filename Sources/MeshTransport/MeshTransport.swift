@@ -56,8 +56,7 @@ public final class MeshTransport: Sendable {
         self.identity = identity
         let counters = SecurityCounters()
         self.counters = counters
-        // Unbounded as a stream: the bound is the back-pressure on each session (reading stops at the marks).
-        let (stream, continuation) = AsyncStream.makeStream(of: InboundBatch.self, bufferingPolicy: .unbounded)
+        let mailbox = InboundMailbox()
         let (events, eventContinuation) = AsyncStream.makeStream(
             of: TransportEvent.self, bufferingPolicy: .bufferingNewest(configuration.eventBufferLimit))
         self.events = events
@@ -65,9 +64,9 @@ public final class MeshTransport: Sendable {
         logger[metadataKey: "node"] = "\(identity.nodeID)"
         let core = TransportCore(
             identity: identity, admission: admission, configuration: configuration, group: eventLoopGroup,
-            counters: counters, continuation: continuation, eventContinuation: eventContinuation, logger: logger)
+            counters: counters, mailbox: mailbox, eventContinuation: eventContinuation, logger: logger)
         self.core = core
-        self.inbound = InboundMessages(stream: stream, core: core)
+        self.inbound = InboundMessages(mailbox: mailbox, core: core)
     }
 
     /// Binds the listener; returns the port (useful with port 0).
@@ -217,21 +216,21 @@ final class TransportCore: ConnectionObserver, Sendable {
     let configuration: MeshTransportConfiguration
     let group: any EventLoopGroup
     let counters: SecurityCounters
-    let continuation: AsyncStream<InboundBatch>.Continuation
+    let mailbox: InboundMailbox
     let eventContinuation: AsyncStream<TransportEvent>.Continuation
     let logger: Logger
     let state: Mutex<State>
 
     init(
         identity: NodeIdentity, admission: AdmissionPolicy, configuration: MeshTransportConfiguration,
-        group: any EventLoopGroup, counters: SecurityCounters, continuation: AsyncStream<InboundBatch>.Continuation,
+        group: any EventLoopGroup, counters: SecurityCounters, mailbox: InboundMailbox,
         eventContinuation: AsyncStream<TransportEvent>.Continuation, logger: Logger
     ) {
         self.identity = identity
         self.configuration = configuration
         self.group = group
         self.counters = counters
-        self.continuation = continuation
+        self.mailbox = mailbox
         self.eventContinuation = eventContinuation
         self.logger = logger
         self.state = Mutex(State(admission: admission, gate: HandshakeGate(limits: configuration.limits)))
@@ -542,7 +541,7 @@ final class TransportCore: ConnectionObserver, Sendable {
             return pause
         }
         // Counted before they are visible, so `consumed` never sees a message the queue does not hold.
-        continuation.yield(InboundBatch(peer: peer, session: session, messages: messages))
+        mailbox.offer(InboundBatch(peer: peer, session: session, messages: messages))
         if pause {
             // On the event loop: takes effect at once; frames already read are still delivered (bounded).
             channel.setOption(ChannelOptions.autoRead, value: false).whenFailure { _ in }
@@ -608,7 +607,7 @@ final class TransportCore: ConnectionObserver, Sendable {
             try? await channel.close()
         }
         for task in tasks { await task.value }
-        continuation.finish()
+        mailbox.finish()
         eventContinuation.finish()
         logger.info("shut down")
     }
@@ -624,7 +623,7 @@ public struct InboundMessages: AsyncSequence, Sendable {
     public typealias Element = InboundMessage
     public typealias Failure = Never
 
-    let stream: AsyncStream<InboundBatch>
+    let mailbox: InboundMailbox
     let core: TransportCore
 
     /// Iterates the messages; taking one counts it as consumed for back-pressure.
@@ -632,7 +631,7 @@ public struct InboundMessages: AsyncSequence, Sendable {
         public typealias Element = InboundMessage
         public typealias Failure = Never
 
-        var base: AsyncStream<InboundBatch>.AsyncIterator
+        let mailbox: InboundMailbox
         let core: TransportCore
         /// The batch being handed out and the index of its next message.
         var batch: InboundBatch?
@@ -640,15 +639,14 @@ public struct InboundMessages: AsyncSequence, Sendable {
 
         /// The next message, or nil once the transport has shut down and every message was taken.
         public mutating func next() async -> InboundMessage? {
-            if let message = takeFromBatch() { return message }
-            guard let batch = await base.next() else { return nil }
-            return start(batch)
+            await next(isolation: nil)
         }
 
-        /// The next message, or nil once the transport has shut down and every message was taken.
+        /// The next message, or nil once the transport has shut down and every message was taken; waits
+        /// in the caller's isolation (no hop through the global executor).
         public mutating func next(isolation actor: isolated (any Actor)?) async -> InboundMessage? {
             if let message = takeFromBatch() { return message }
-            guard let batch = await base.next(isolation: actor) else { return nil }
+            guard let batch = await mailbox.next(isolation: actor) else { return nil }
             return start(batch)
         }
 
@@ -672,7 +670,7 @@ public struct InboundMessages: AsyncSequence, Sendable {
 
     /// A new iterator over the same messages.
     public func makeAsyncIterator() -> AsyncIterator {
-        AsyncIterator(base: stream.makeAsyncIterator(), core: core)
+        AsyncIterator(mailbox: mailbox, core: core)
     }
 }
 

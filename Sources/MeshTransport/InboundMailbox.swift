@@ -1,0 +1,89 @@
+import Synchronization
+
+/// The hand-over of inbound batches from the sessions' event loops to the one consumer of
+/// `MeshTransport.inbound`: a queue and at most one waiting consumer.
+///
+/// Not an `AsyncStream`: its iterator's `next(isolation:)` waits in a nonisolated function, so every
+/// wake-up of a consumer isolated to an actor went through Swift's global executor and back (a Dispatch
+/// worker woken, then the actor's executor): about 8% of a replicating peer's CPU. Here the consumer
+/// waits in a continuation of its own isolation and a batch resumes it there directly.
+///
+/// Unbounded as a queue: the bound is the transport's back-pressure on each session (reading stops at
+/// the high-water marks). After `finish()`, batches already queued are still handed out, then `nil`;
+/// batches offered later are dropped. Cancelling the consumer's task finishes the mailbox the same way
+/// (an `AsyncStream` also ends when its consumer is cancelled).
+final class InboundMailbox: Sendable {
+    private struct State {
+        var queue: [InboundBatch] = []
+        /// Index of the first batch not handed out yet (the queue is compacted as it drains).
+        var head = 0
+        var waiter: UnsafeContinuation<InboundBatch?, Never>?
+        var isFinished = false
+
+        mutating func takeFirst() -> InboundBatch? {
+            guard head < queue.count else { return nil }
+            let batch = queue[head]
+            head += 1
+            if head == queue.count {
+                queue.removeAll(keepingCapacity: true)
+                head = 0
+            } else if head >= 64 && head * 2 >= queue.count {
+                queue.removeFirst(head)
+                head = 0
+            }
+            return batch
+        }
+    }
+
+    private let state = Mutex(State())
+
+    /// Queues `batch`, or hands it to the waiting consumer; dropped after `finish()`.
+    func offer(_ batch: InboundBatch) {
+        let waiter = state.withLock { state -> UnsafeContinuation<InboundBatch?, Never>? in
+            guard !state.isFinished else { return nil }
+            if let waiter = state.waiter {
+                state.waiter = nil
+                return waiter
+            }
+            state.queue.append(batch)
+            return nil
+        }
+        waiter?.resume(returning: batch)
+    }
+
+    /// No more batches: the consumer gets what is queued, then `nil`.
+    func finish() {
+        let waiter = state.withLock { state -> UnsafeContinuation<InboundBatch?, Never>? in
+            state.isFinished = true
+            defer { state.waiter = nil }
+            return state.waiter
+        }
+        waiter?.resume(returning: nil)
+    }
+
+    /// The next batch, waiting in `actor`'s isolation; `nil` once finished (or the consumer's task
+    /// cancelled) and drained. One consumer at a time.
+    func next(isolation actor: isolated (any Actor)?) async -> InboundBatch? {
+        if let batch = state.withLock({ $0.takeFirst() }) { return batch }
+        return await withTaskCancellationHandler {
+            await withUnsafeContinuation(isolation: actor) { (continuation: UnsafeContinuation<InboundBatch?, Never>) in
+                let ready = state.withLock { state -> InboundBatch?? in
+                    if let batch = state.takeFirst() { return .some(batch) }
+                    if state.isFinished { return .some(nil) }
+                    precondition(state.waiter == nil, "MeshTransport.inbound has one consumer at a time")
+                    state.waiter = continuation
+                    return nil
+                }
+                if let ready { continuation.resume(returning: ready) }
+            }
+        } onCancel: {
+            // Before or while waiting: either way the consumer gets nil (`isFinished` covers "before").
+            let waiter = state.withLock { state -> UnsafeContinuation<InboundBatch?, Never>? in
+                state.isFinished = true
+                defer { state.waiter = nil }
+                return state.waiter
+            }
+            waiter?.resume(returning: nil)
+        }
+    }
+}
