@@ -1,3 +1,4 @@
+import MeshCRDT
 import StateMesh
 import Testing
 
@@ -54,8 +55,8 @@ struct PeerOutboxTests {
     /// bursts in flight; a write is scheduled whenever accepted messages would otherwise be stranded;
     /// and no more than `capacity` messages wait.
     @Test(arguments: 0..<200) func anyScheduleKeepsOrderAndLosesNothingAccepted(seed: Int) {
-        var random = SplitMix(seed: UInt64(seed))
-        let capacity = 1 + random.below(6)
+        var random = SplitMix64(seed: UInt64(seed))
+        let capacity = 1 + Int.random(in: 0..<6, using: &random)
         var outbox = PeerOutbox(generation: 1, capacity: capacity)
         var accepted: [[UInt8]] = []
         var written: [[UInt8]] = []
@@ -69,7 +70,7 @@ struct PeerOutboxTests {
             inFlight = burst
         }
         for _ in 0..<300 {
-            switch random.below(3) {
+            switch Int.random(in: 0..<3, using: &random) {
             case 0:
                 let candidate = message(next)
                 next += 1
@@ -109,18 +110,4 @@ struct PeerOutboxTests {
         #expect(outbox.queued.isEmpty)
         #expect(written == accepted)
     }
-}
-
-/// A small seeded generator for the schedule above.
-private struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed &+ 0x9E37_79B9_7F4A_7C15 }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func below(_ bound: Int) -> Int { Int(next() % UInt64(bound)) }
 }
