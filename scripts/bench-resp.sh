@@ -2,13 +2,17 @@
 # The RESP front door beside Redis in the same run: redis-benchmark against one node of a 3-node mesh
 # (release `mesh`, durability batched with a 5 ms group-commit interval, the two other nodes replicating)
 # and against a plain redis-server (Debian package, --save '' --appendonly no: no persistence), without
-# and with pipelining (-P 1, -P 16). Prints a Markdown table (ops/s and the mesh/redis ratio), then
-# checks that the mesh converged afterwards (the INCR counter and DBSIZE equal on all three nodes).
+# and with pipelining (-P 1, -P 16). Each test runs against the mesh and then against Redis right after
+# it, so both see the same moment of a machine whose speed drifts. Prints a Markdown table (ops/s and the
+# mesh/redis ratio; with ROUNDS > 1 the medians and every round's ratio), then checks that the mesh
+# converged afterwards (the INCR counter and DBSIZE equal on all three nodes).
 #
 #   scripts/bench-resp.sh
 #   REQUESTS=50000 CLIENTS=50 scripts/bench-resp.sh
+#   ROUNDS=3 scripts/bench-resp.sh
 #
 # Environment:
+#   ROUNDS       how many times to run every test pair (default 1); the table shows medians
 #   REQUESTS     requests per test (default 200000)
 #   CLIENTS      parallel connections of redis-benchmark (default 50, its own default)
 #   TESTS        redis-benchmark -t list (default ping,set,get,incr,sadd,hset)
@@ -20,6 +24,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 requests=${REQUESTS:-200000}
 clients=${CLIENTS:-50}
+rounds=${ROUNDS:-1}
+[[ "$rounds" =~ ^[1-9][0-9]*$ ]] || { echo "bench-resp.sh: ROUNDS must be a positive integer, not '$rounds'" >&2; exit 2; }
 tests=${TESTS:-ping,set,get,incr,sadd,hset}
 max_load=${MAX_LOAD:-1.5}
 
@@ -71,43 +77,57 @@ for _ in $(seq 1 100); do redis-cli -p "$redis_port" PING >/dev/null 2>&1 && bre
 echo "# $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) CPUs, $(uname -sr), load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "# mesh ${MESH:-$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- Sources 2>/dev/null || echo +dirty)} (release): 3 nodes on 127.0.0.1, durability batched, interval 5 ms; redis-benchmark against node 1 (port $p1), nodes 2 and 3 replicate"
 echo "# $(redis-server --version | cut -d' ' -f1-3) (port $redis_port): --save '' --appendonly no"
-echo "# redis-benchmark -t $tests -n $requests -c $clients -q --csv, -P 1 and -P 16"
-for pipeline in 1 16; do
-    for system in mesh redis; do
-        port=$p1
-        [ "$system" = redis ] && port=$redis_port
-        echo "# $system -P $pipeline, load $(cut -d' ' -f1 /proc/loadavg)" >&2
-        redis-benchmark -p "$port" -t "$tests" -n "$requests" -c "$clients" -P "$pipeline" -q --csv \
-            | sed "s/^/$system,$pipeline,/" >>"$scratch/results.csv"
+echo "# redis-benchmark -t TEST -n $requests -c $clients -q --csv for each of $tests, -P 1 and -P 16, mesh then redis; $rounds round(s)"
+for round in $(seq 1 "$rounds"); do
+    for pipeline in 1 16; do
+        echo "# round $round, -P $pipeline, load $(cut -d' ' -f1 /proc/loadavg)" >&2
+        for test in ${tests//,/ }; do
+            for system in mesh redis; do
+                port=$p1
+                [ "$system" = redis ] && port=$redis_port
+                redis-benchmark -p "$port" -t "$test" -n "$requests" -c "$clients" -P "$pipeline" -q --csv \
+                    | sed "s/^/$round,$system,$pipeline,/" >>"$scratch/results.csv"
+            done
+        done
     done
 done
 echo "# load after: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 echo
-python3 - "$scratch/results.csv" <<'PY'
-import csv, sys
+python3 - "$scratch/results.csv" "$rounds" <<'PY'
+import csv, statistics, sys
+rounds = int(sys.argv[2])
 rows = {}
 order = []
 for record in csv.reader(open(sys.argv[1])):
-    if len(record) < 4 or record[2] == "test":
+    if len(record) < 5 or record[3] == "test":
         continue
-    system, pipeline, test, rps = record[0], int(record[1]), record[2], float(record[3])
+    round_, system, pipeline, test, rps = int(record[0]), record[1], int(record[2]), record[3], float(record[4])
     if (test, pipeline) not in order:
         order.append((test, pipeline))
-    rows[(system, test, pipeline)] = rps
-print("| test | P | mesh ops/s | redis ops/s | mesh/redis |")
-print("|---|---:|---:|---:|---:|")
+    rows[(round_, system, test, pipeline)] = rps
+fmt = lambda v: f"{v:,.0f}" if v else "—"
+per_round = " | ratio per round" if rounds > 1 else ""
+median = "median " if rounds > 1 else ""
+print(f"| test | P | {median}mesh ops/s | {median}redis ops/s | {median}mesh/redis{per_round} |")
+print("|---|---:|---:|---:|---:|" + ("---|" if rounds > 1 else ""))
 for test, pipeline in sorted(order, key=lambda k: (k[1], order.index(k))):
-    mesh, redis = rows.get(("mesh", test, pipeline)), rows.get(("redis", test, pipeline))
-    ratio = f"{mesh / redis:.2f}" if mesh and redis else "—"
-    fmt = lambda v: f"{v:,.0f}" if v else "—"
-    print(f"| {test} | {pipeline} | {fmt(mesh)} | {fmt(redis)} | {ratio} |")
+    meshes = [rows[key] for r in range(1, rounds + 1) if (key := (r, "mesh", test, pipeline)) in rows]
+    redises = [rows[key] for r in range(1, rounds + 1) if (key := (r, "redis", test, pipeline)) in rows]
+    ratios = [rows[(r, "mesh", test, pipeline)] / rows[(r, "redis", test, pipeline)]
+              for r in range(1, rounds + 1)
+              if rows.get((r, "mesh", test, pipeline)) and rows.get((r, "redis", test, pipeline))]
+    mesh = statistics.median(meshes) if meshes else None
+    redis = statistics.median(redises) if redises else None
+    ratio = f"{statistics.median(ratios):.2f}" if ratios else "—"
+    extra = " | " + " / ".join(f"{r:.2f}" for r in ratios) if rounds > 1 else ""
+    print(f"| {test} | {pipeline} | {fmt(mesh)} | {fmt(redis)} | {ratio}{extra} |")
 PY
 
 # Convergence: redis-benchmark's INCR always hits `counter:__rand_int__` (no -r), so the counter must equal the
-# INCR requests of both passes on every node; DBSIZE must agree.
+# INCR requests of both pipeline depths in every round on every node; DBSIZE must agree.
 echo
-case ",$tests," in *,incr,*) expected=$((2 * requests)) ;; *) expected="" ;; esac
+case ",$tests," in *,incr,*) expected=$((2 * rounds * requests)) ;; *) expected="" ;; esac
 converged=0
 started=$(date +%s%N)
 for _ in $(seq 1 300); do
