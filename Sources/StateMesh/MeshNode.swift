@@ -629,7 +629,7 @@ public actor MeshNode: Service {
             written = try transport.write(contentsOf: burst, to: node)
         } catch {
             // No session (it closed since): dropped, gossip repairs what the messages carried.
-            outbox.burstRefused()
+            outbox.burstEnded()
             outboxes[node] = outbox
             metrics.droppedNoSession.increment(by: burst.count)
             return
@@ -644,7 +644,7 @@ public actor MeshNode: Service {
 
     private func outboxWritten(to node: NodeID, generation: UInt64) {
         guard outboxes[node]?.generation == generation else { return }
-        outboxes[node]!.burstFinished()
+        outboxes[node]!.burstEnded()
         writeOutbox(to: node)
     }
 

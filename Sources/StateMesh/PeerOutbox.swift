@@ -45,8 +45,7 @@ package struct PeerOutbox: Sendable {
     }
 
     /// The scheduled write (or the end of the previous burst): the burst to hand to the transport now,
-    /// in order, or nothing while a burst is in flight. A burst returned is in flight until
-    /// `burstFinished()` (or `burstRefused()` if the transport would not take it).
+    /// in order, or nothing while a burst is in flight. A burst returned is in flight until `burstEnded()`.
     package mutating func takeBurst() -> [[UInt8]] {
         isWriteScheduled = false
         guard !isWriting, !queued.isEmpty else { return [] }
@@ -55,14 +54,10 @@ package struct PeerOutbox: Sendable {
         return queued
     }
 
-    /// The burst in flight was written, or failed midway (its rest is lost: gossip repairs it). The
-    /// caller then takes the next burst with `takeBurst()`.
-    package mutating func burstFinished() {
-        isWriting = false
-    }
-
-    /// The transport refused the burst just taken (no session): it is dropped, nothing is in flight.
-    package mutating func burstRefused() {
+    /// The burst in flight ended: written, failed midway (its rest is lost), or refused by the transport
+    /// (no session; all of it lost). Gossip repairs what was lost. After a written or failed burst the
+    /// caller takes the next one with `takeBurst()`; after a refusal the next `enqueue` schedules a write.
+    package mutating func burstEnded() {
         isWriting = false
     }
 }

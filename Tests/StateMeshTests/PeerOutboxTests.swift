@@ -17,9 +17,9 @@ struct PeerOutboxTests {
         #expect(outbox.enqueue(message(3)) == .queued)
         #expect(outbox.enqueue(message(4)) == .queued)
         #expect(outbox.takeBurst() == [], "a second burst while one is in flight")
-        outbox.burstFinished()
+        outbox.burstEnded()
         #expect(outbox.takeBurst() == [message(3), message(4)])
-        outbox.burstFinished()
+        outbox.burstEnded()
         #expect(outbox.takeBurst() == [])
         #expect(!outbox.isWriting)
         #expect(outbox.enqueue(message(5)) == .queuedScheduleWrite, "an idle outbox schedules a write again")
@@ -44,7 +44,7 @@ struct PeerOutboxTests {
         var outbox = PeerOutbox(generation: 7, capacity: 4)
         _ = outbox.enqueue(message(1))
         #expect(outbox.takeBurst() == [message(1)])
-        outbox.burstRefused()
+        outbox.burstEnded()
         #expect(!outbox.isWriting && outbox.queued.isEmpty)
         #expect(outbox.enqueue(message(2)) == .queuedScheduleWrite)
         #expect(outbox.generation == 7)
@@ -87,7 +87,7 @@ struct PeerOutboxTests {
             case 2 where inFlight != nil:
                 written += inFlight!
                 inFlight = nil
-                outbox.burstFinished()
+                outbox.burstEnded()
                 fireWrite()
             default: break
             }
@@ -100,7 +100,7 @@ struct PeerOutboxTests {
             if let burst = inFlight {
                 written += burst
                 inFlight = nil
-                outbox.burstFinished()
+                outbox.burstEnded()
                 fireWrite()
             } else {
                 scheduledWrites -= 1
