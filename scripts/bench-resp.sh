@@ -13,7 +13,7 @@
 #
 # Environment:
 #   ROUNDS       how many times to run every test pair (default 1); the table shows medians
-#   REQUESTS     requests per test (default 200000)
+#   REQUESTS     requests per test (default 200000; a multiple of 16 x CLIENTS when TESTS has incr)
 #   CLIENTS      parallel connections of redis-benchmark (default 50, its own default)
 #   TESTS        redis-benchmark -t list (default ping,set,get,incr,sadd,hset)
 #   MAX_LOAD     refuse to run when the 1-minute load average is above this (default 1.5)
@@ -28,6 +28,12 @@ rounds=${ROUNDS:-1}
 [[ "$rounds" =~ ^[1-9][0-9]*$ ]] || { echo "bench-resp.sh: ROUNDS must be a positive integer, not '$rounds'" >&2; exit 2; }
 tests=${TESTS:-ping,set,get,incr,sadd,hset}
 max_load=${MAX_LOAD:-1.5}
+# redis-benchmark fills every client's last -P 16 pipeline, so INCR's count (checked for convergence below)
+# is exact only when each client's share of REQUESTS is a multiple of 16.
+if [[ ",$tests," == *,incr,* ]] && (( requests % (16 * clients) != 0 )); then
+    echo "bench-resp.sh: REQUESTS ($requests) must be a multiple of 16 x CLIENTS ($((16 * clients))) for the INCR count check" >&2
+    exit 2
+fi
 
 load=$(cut -d' ' -f1 /proc/loadavg)
 if awk -v l="$load" -v m="$max_load" 'BEGIN { exit !(l > m) }'; then
@@ -112,11 +118,10 @@ median = "median " if rounds > 1 else ""
 print(f"| test | P | {median}mesh ops/s | {median}redis ops/s | {median}mesh/redis{per_round} |")
 print("|---|---:|---:|---:|---:|" + ("---|" if rounds > 1 else ""))
 for test, pipeline in sorted(order, key=lambda k: (k[1], order.index(k))):
-    meshes = [rows[key] for r in range(1, rounds + 1) if (key := (r, "mesh", test, pipeline)) in rows]
-    redises = [rows[key] for r in range(1, rounds + 1) if (key := (r, "redis", test, pipeline)) in rows]
-    ratios = [rows[(r, "mesh", test, pipeline)] / rows[(r, "redis", test, pipeline)]
-              for r in range(1, rounds + 1)
-              if rows.get((r, "mesh", test, pipeline)) and rows.get((r, "redis", test, pipeline))]
+    pairs = [(rows.get((r, "mesh", test, pipeline)), rows.get((r, "redis", test, pipeline))) for r in range(1, rounds + 1)]
+    meshes = [m for m, _ in pairs if m]
+    redises = [d for _, d in pairs if d]
+    ratios = [m / d for m, d in pairs if m and d]
     mesh = statistics.median(meshes) if meshes else None
     redis = statistics.median(redises) if redises else None
     ratio = f"{statistics.median(ratios):.2f}" if ratios else "—"
