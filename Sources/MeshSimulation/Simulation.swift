@@ -329,12 +329,14 @@ public struct Simulation {
         case .message(_, let to, _):
             beginStep(kind)
             guard replicas[to] != nil else { return }
-            let step = Self.step(kind, replica: &replicas[to]!, context: stepContext)
+            var step = Self.step(kind, replica: &replicas[to]!, context: stepContext)
+            observeDeliveries(of: &step, at: to)
             finishStep(step, at: to)
         case .tick(let node):
             beginStep(kind)
             guard replicas[node] != nil else { return }
-            let step = Self.step(kind, replica: &replicas[node]!, context: stepContext)
+            var step = Self.step(kind, replica: &replicas[node]!, context: stepContext)
+            observeDeliveries(of: &step, at: node)
             finishStep(step, at: node)
         case .write:
             issueWrite()
@@ -465,6 +467,28 @@ public struct Simulation {
         }
     }
 
+    /// Checks the deliveries of `step` (a step of `node` on the caller's thread) against the
+    /// checker's tables, all in one pass over the node's rows.
+    mutating func observeDeliveries(of step: inout Step, at node: Int) {
+        let tables = checkerTables
+        let actions = step.actions
+        step.observations = Self.withRows(&views, &dirty, &dirtyLists, &deliveredTotals) { rows in
+            Self.observeDeliveries(in: actions, at: node, tables: tables, rows: rows)
+        }
+    }
+
+    /// The observations of the deliveries among `actions` at `node`, in order.
+    static func observeDeliveries(
+        in actions: [ReplicationAction], at node: Int, tables: CheckerTables, rows: CheckerRows
+    ) -> [Observation] {
+        var observations: [Observation] = []
+        for position in actions.indices {
+            guard case .deliver(let delivery) = actions[position] else { continue }
+            observations.append(observe(delivery, at: node, tables: tables, rows: rows))
+        }
+        return observations
+    }
+
     /// Carries out a replica's step at `node` and checks its sizes.
     mutating func finishStep(_ step: Step, at node: Int) {
         perform(step.actions, at: node, observations: step.observations)
@@ -523,11 +547,8 @@ public struct Simulation {
                                 guard shared.replicas[node] != nil else { continue }
                                 var step = Self.step(batch[index].kind, replica: &shared.replicas[node]!, context: context)
                                 // The node's rows of the checker change only with its own deliveries.
-                                var observations: [Observation] = []
-                                for case .deliver(let delivery) in step.actions {
-                                    observations.append(Self.observe(delivery, at: node, tables: tables, rows: shared.rows))
-                                }
-                                step.observations = observations
+                                step.observations = Self.observeDeliveries(
+                                    in: step.actions, at: node, tables: tables, rows: shared.rows)
                                 shared.steps[index] = step
                             }
                         }
@@ -616,8 +637,9 @@ public struct Simulation {
     /// already checked against the node's rows (by a parallel step), in order.
     mutating func perform(_ actions: [ReplicationAction], at node: Int, observations: [Observation]? = nil) {
         var observed = 0
-        for action in actions {
-            switch action {
+        // By position: `for action in actions` copied every action (and retained what it holds).
+        for position in actions.indices {
+            switch actions[position] {
             case .send(let message, let peer):
                 send(message, from: node, to: Int(peer.rawValue) - 1)
             case .deliver(let delivery):
