@@ -214,6 +214,8 @@ public struct ReplicaStateMachine: Sendable {
     /// Unreachable peers and what they were known to have delivered: they still hold back stability.
     var unreachable: [PeerID: [VersionVector]] = [:]
     var knowledgeChanged = false
+    /// Acknowledgements the message being received has asked for so far (`receive` keeps the newest).
+    var acknowledgementsOwed = 0
     /// The highest sequence of my writes each peer acknowledged, per domain index.
     var acknowledged: [PeerID: [UInt64]] = [:]
     var pendingWrites: [PendingWrite] = []
@@ -620,6 +622,7 @@ public struct ReplicaStateMachine: Sendable {
     /// Handles a message from `peer`.
     public mutating func receive(_ message: ReplicationMessage, from peer: PeerID, now: Instant) -> [ReplicationAction] {
         var actions: [ReplicationAction] = []
+        acknowledgementsOwed = 0
         guard peer != replicaID else {
             return [.fail(ReplicationError(.invalidRequest, "message claims to come from this replica"))]
         }
@@ -708,7 +711,33 @@ public struct ReplicaStateMachine: Sendable {
                 pendingReads[id] = pending
             }
         }
+        if acknowledgementsOwed > 1 { Self.keepNewestAcknowledgements(in: &actions) }
         return actions
+    }
+
+    /// Drops every acknowledgement in `actions` but the last to each replica in each domain.
+    ///
+    /// Acknowledgements are cumulative (`acknowledge(domain, sequence)` says every write of the
+    /// receiver up to `sequence` is delivered here, and a replica delivers each origin's writes in
+    /// order), so the last one sent to a replica says all the earlier ones do. One message that
+    /// delivers many records asking for acknowledgement (a push of a RESP client's write groups:
+    /// up to 64 writes a group, dozens of groups a push) answers with one acknowledgement instead
+    /// of one per record, each of which the origin had to receive, decode and handle.
+    static func keepNewestAcknowledgements(in actions: inout [ReplicationAction]) {
+        struct Target: Hashable {
+            let replica: ReplicaID
+            let domain: String
+        }
+        var seen = Set<Target>()
+        var kept = [Bool](repeating: true, count: actions.count)
+        for position in actions.indices.reversed() {
+            guard case .send(.acknowledge(let domain, _), let replica) = actions[position] else { continue }
+            kept[position] = seen.insert(Target(replica: replica, domain: domain)).inserted
+        }
+        var newest: [ReplicationAction] = []
+        newest.reserveCapacity(actions.count)
+        for position in actions.indices where kept[position] { newest.append(actions[position]) }
+        actions = newest
     }
 
     private mutating func receiveDeltas(
@@ -968,6 +997,7 @@ public struct ReplicaStateMachine: Sendable {
                     source: .remote, record: record)))
         if record.requestsAcknowledgement {
             actions.append(.send(.acknowledge(domain: name, sequence: record.lastSequence), to: origin))
+            acknowledgementsOwed += 1
         }
         domains[index].pendingPush.append((record, sender))
     }

@@ -683,6 +683,41 @@ struct ConcernTests {
         #expect(acknowledgements(done) == [outcome.id])
     }
 
+    @Test("a push of many records asking for acknowledgement is answered once per origin, for the newest")
+    func oneAcknowledgementPerOriginAndMessage() throws {
+        // Each write waits for two replicas and is ticked on its own: three records asking for acknowledgement.
+        var writer = replica(a, peers: [b, c])
+        var outcomes: [WriteOutcome] = []
+        var records: [DeltaRecord] = []
+        for step in 0..<3 {
+            outcomes.append(try writer.write(.increment(1), to: "k\(step)", in: "d", concern: .replicas(2), now: at(UInt64(step))))
+            records += pushedRecords(writer.tick(now: at(UInt64(step))), to: b)
+        }
+        #expect(records.count == 3 && records.allSatisfy(\.requestsAcknowledgement))
+        // A record of another origin in the same message, asking too.
+        var third = replica(c, peers: [a, b])
+        _ = try third.write(.increment(1), to: "j", in: "d", concern: .replicas(2), now: t0)
+        let theirs = pushedRecords(third.tick(now: t0), to: b)
+        #expect(theirs.count == 1)
+
+        var receiver = replica(b, peers: [a, c])
+        let actions = receiver.receive(push(records + theirs), from: a, now: at(5))
+        #expect(deliveries(actions).count == 4)
+        let answers = sends(actions).compactMap { message, peer -> (String, UInt64, PeerID)? in
+            guard case .acknowledge(let domain, let sequence) = message else { return nil }
+            return (domain, sequence, peer)
+        }
+        #expect(answers.map(\.2) == [a, c])
+        #expect(answers.map(\.1) == [3, 1])
+        // The one acknowledgement covers every write before it: all three concerns are met.
+        let done = writer.receive(.acknowledge(domain: "d", sequence: answers[0].1), from: b, now: at(6))
+        #expect(Set(acknowledgements(done)) == Set(outcomes.map(\.id)))
+        // A message delivering one such record still answers it (nothing to coalesce).
+        var single = replica(b, peers: [a, c])
+        let one = sends(single.receive(push([records[0]]), from: a, now: at(5))).filter { $0.0.kind == "ack" }
+        #expect(one.count == 1)
+    }
+
     @Test("a majority concern counts digests as evidence of delivery")
     func majorityByDigest() throws {
         var writer = replica(a, peers: [b, c])

@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# Two `mesh` builds side by side: both 3-node meshes run at once (release binaries, durability batched,
+# 5 ms group commits, as bench-resp.sh), and every round runs each test against A's node 1 and B's node 1
+# back to back, A first in odd rounds and B first in even ones. Prints every round, then per test the
+# medians of ops/s, of node 1's CPU µs per request and of the whole mesh's (its three nodes': the peers
+# replicate every write), each from the threads' run time in /proc/PID/task/*/schedstat (nanoseconds:
+# /proc/PID/stat counts 10 ms ticks, too coarse for a run of a second), and the medians of the per-round
+# ratios B/A. An idle mesh costs about 2% of a core per node, so the mesh not being measured
+# barely disturbs the other; pairing each round cancels most of this machine's drift in speed, which
+# moves single runs by ±20% (compare resp-cpu.sh runs made minutes apart).
+#
+#   scripts/resp-ab.sh /tmp/mesh-before .build/release/mesh
+#   ROUNDS=12 TESTS="incr hset" PS=1 REQUESTS=100000 scripts/resp-ab.sh A B
+#
+# Environment:
+#   ROUNDS     pairs per test (default 8)
+#   TESTS      redis-benchmark tests, space-separated (default: incr get)
+#   PS         pipeline depth (default 16)
+#   REQUESTS   requests per run (default 200000); CLIENTS connections (default 50)
+set -euo pipefail
+[ $# -eq 2 ] || { sed -n '2,18p' "$0"; exit 2; }
+a=$(realpath "$1")
+b=$(realpath "$2")
+for binary in "$a" "$b"; do [ -x "$binary" ] || { echo "resp-ab.sh: $binary is not an executable" >&2; exit 2; }; done
+rounds=${ROUNDS:-8}
+[[ "$rounds" =~ ^[1-9][0-9]*$ ]] || { echo "resp-ab.sh: ROUNDS must be a positive integer, not '$rounds'" >&2; exit 2; }
+tests=${TESTS:-incr get}
+depth=${PS:-16}
+requests=${REQUESTS:-200000}
+clients=${CLIENTS:-50}
+cd "$(dirname "$0")/.."
+scripts/bootstrap.sh >/dev/null
+
+scratch_a=$(mktemp -d)
+scratch_b=$(mktemp -d)
+serves=()
+cleanup() {
+    for pid in "${serves[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$scratch_a" "$scratch_b"
+}
+trap cleanup EXIT
+
+# Starts a mesh of `binary` in `scratch`; prints node 1's RESP port and process ID.
+start_mesh() {
+    local binary=$1 scratch=$2 port pid serve nodes
+    python3 Tests/RESPCompat/compat.py --mesh "$binary" --serve "$scratch/ports.json" --durability batched \
+        --interval-ms 5 >"$scratch/serve.log" 2>&1 &
+    serve=$!
+    serves+=("$serve")
+    for _ in $(seq 1 600); do [ -f "$scratch/ports.json" ] && break; sleep 0.1; done
+    [ -f "$scratch/ports.json" ] || { echo "resp-ab.sh: $binary's mesh did not start; see $scratch/serve.log" >&2; exit 1; }
+    read -r port _ _ < <(python3 -c 'import json, sys; print(*json.load(open(sys.argv[1]))["resp"])' "$scratch/ports.json")
+    pid=$(ss -ltnp 2>/dev/null | grep ":$port " | sed -E 's/.*pid=([0-9]+),.*/\1/' | head -1)
+    [ -n "$pid" ] || { echo "resp-ab.sh: no process listens on node 1's port $port" >&2; exit 1; }
+    nodes=$(pgrep -P "$serve" | tr '\n' ',' | sed 's/,$//')
+    [ "$(echo "$nodes" | tr ',' '\n' | wc -l)" = 3 ] || { echo "resp-ab.sh: expected 3 nodes under $serve, found '$nodes'" >&2; exit 1; }
+    echo "$port $pid $nodes"
+}
+# A mesh's serve process runs in the background: start_mesh runs in this shell, not a subshell.
+start_mesh "$a" "$scratch_a" >"$scratch_a/node1"
+start_mesh "$b" "$scratch_b" >"$scratch_b/node1"
+read -r port_a pid_a nodes_a <"$scratch_a/node1"
+read -r port_b pid_b nodes_b <"$scratch_b/node1"
+
+# Nanoseconds the threads of the processes listed (comma-separated) have run (the live threads: a node's
+# event-loop threads live as long as it).
+run_time() {
+    local pid
+    for pid in ${1//,/ }; do cat "/proc/$pid"/task/*/schedstat 2>/dev/null; done | awk '{ total += $1 } END { printf "%.0f", total }'
+}
+
+# One benchmark run against node 1 (port, pid, all three nodes): prints ops/s and node 1's and the mesh's
+# CPU µs per request.
+measure() {
+    local port=$1 pid=$2 nodes=$3 test=$4 before after mesh_before mesh_after rps
+    before=$(run_time "$pid"); mesh_before=$(run_time "$nodes")
+    rps=$(redis-benchmark -p "$port" -t "$test" -n "$requests" -c "$clients" -P "$depth" -q --csv | tail -1 | cut -d, -f2 | tr -d '"')
+    after=$(run_time "$pid"); mesh_after=$(run_time "$nodes")
+    awk -v r="$rps" -v t=$(( after - before )) -v m=$(( mesh_after - mesh_before )) -v n="$requests" \
+        'BEGIN { printf "%s %.3f %.3f\n", r, t / 1e3 / n, m / 1e3 / n }'
+}
+
+echo "# A $a"
+echo "# B $b"
+echo "# -P $depth, $requests requests, $clients clients, $rounds rounds; load $(cut -d' ' -f1 /proc/loadavg) before"
+echo "# test round: A ops/s, A node 1 µs/request, A mesh µs/request, then the same for B"
+results=$(mktemp -p "$scratch_a")
+for round in $(seq 1 "$rounds"); do
+    for test in $tests; do
+        if (( round % 2 == 1 )); then
+            first=$(measure "$port_a" "$pid_a" "$nodes_a" "$test"); second=$(measure "$port_b" "$pid_b" "$nodes_b" "$test")
+        else
+            second=$(measure "$port_b" "$pid_b" "$nodes_b" "$test"); first=$(measure "$port_a" "$pid_a" "$nodes_a" "$test")
+        fi
+        echo "$test $round $first $second" | tee -a "$results"
+    done
+done
+echo "# load $(cut -d' ' -f1 /proc/loadavg) after"
+python3 - "$results" <<'EOF'
+import collections, statistics, sys
+runs = collections.defaultdict(list)
+for line in open(sys.argv[1]):
+    test, _, *values = line.split()
+    runs[test].append([float(value) for value in values])
+median = lambda values: statistics.median(list(values))
+print("\n| test | A ops/s | B ops/s | B/A | A node 1 µs | B node 1 µs | B/A | A mesh µs | B mesh µs | B/A |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+for test, rows in runs.items():
+    line = f"| {test} "
+    for a, b, form in ((0, 3, ",.0f"), (1, 4, ".2f"), (2, 5, ".2f")):
+        line += (f"| {median(r[a] for r in rows):{form}} | {median(r[b] for r in rows):{form}} "
+                 f"| {median(r[b] / r[a] for r in rows):.3f} ")
+    print(line + "|")
+EOF
