@@ -41,7 +41,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# Starts a mesh of `binary` in `scratch`; prints node 1's RESP port and process ID.
+# Starts a mesh of `binary` in `scratch`; prints node 1's RESP port and process ID and the three nodes' IDs.
 start_mesh() {
     local binary=$1 scratch=$2 port pid serve nodes
     python3 Tests/RESPCompat/compat.py --mesh "$binary" --serve "$scratch/ports.json" --durability batched \
