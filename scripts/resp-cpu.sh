@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
 # CPU per request of each node while redis-benchmark writes to node 1 of a 3-node mesh (release `mesh`,
 # durability batched, 5 ms group commits, the two other nodes replicating): node 1's and each peer's
-# user+system CPU microseconds per request (from /proc/PID/stat), with ops/s and the load. Less
-# sensitive to a busy machine than ops/s; compare two builds by alternating runs (A B A B).
+# user+system CPU microseconds per request (from /proc/PID/stat), redis-benchmark's own, and the cores
+# left idle during the run (from /proc/stat), with ops/s and the load. Less sensitive to a busy machine
+# than ops/s; compare two builds with resp-ab.sh, or by alternating runs (A B A B). With REDIS=1 it
+# measures a plain redis-server (--save '' --appendonly no) the same way instead: the whole machine's
+# budget per request on both sides.
 #
 #   scripts/resp-cpu.sh
 #   MESH=/tmp/mesh-before TESTS="incr hset" PS=16 REQUESTS=100000 scripts/resp-cpu.sh
+#   REDIS=1 PS=1 scripts/resp-cpu.sh
 #
 # Environment:
 #   MESH       a prebuilt `mesh` binary (default: build this checkout's release `mesh`)
+#   REDIS=1    measure redis-server instead of the mesh (its CPU is printed as node1)
 #   TESTS      redis-benchmark tests, space-separated (default: incr sadd hset)
 #   PS         pipeline depths, space-separated (default: 1 16)
 #   REQUESTS   requests per test (default 200000); CLIENTS connections (default 50)
@@ -20,27 +25,41 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh >/dev/null
-if [ -z "${MESH:-}" ]; then
-    swift build -c release --product mesh >/dev/null
-    MESH=$(swift build -c release --show-bin-path)/mesh
-fi
 requests=${REQUESTS:-200000}
 clients=${CLIENTS:-50}
 scratch=$(mktemp -d)
-python3 Tests/RESPCompat/compat.py --mesh "$MESH" --serve "$scratch/ports.json" --durability batched --interval-ms 5 \
-    >"$scratch/serve.log" 2>&1 &
-serve=$!
+serve=""
 trap 'kill $serve 2>/dev/null; wait $serve 2>/dev/null; rm -rf "$scratch"' EXIT
-for _ in $(seq 1 600); do [ -f "$scratch/ports.json" ] && break; sleep 0.1; done
-[ -f "$scratch/ports.json" ] || { echo "resp-cpu.sh: the mesh did not start; see $scratch/serve.log" >&2; exit 1; }
-read -r port1 _ _ < <(python3 -c 'import json, sys; print(*json.load(open(sys.argv[1]))["resp"])' "$scratch/ports.json")
-# Node 1 first: the process whose command line names port1's configuration is not known here, so order
-# by the RESP port each process listens on.
-pids=()
-for pid in $(pgrep -f "$MESH node"); do
-    if ss -ltnp 2>/dev/null | grep -q ":$port1 .*pid=$pid,"; then pids=("$pid" "${pids[@]}"); else pids+=("$pid"); fi
-done
-[ ${#pids[@]} -eq 3 ] || { echo "resp-cpu.sh: expected 3 node processes, found ${#pids[@]}" >&2; exit 1; }
+if [ "${REDIS:-0}" = "1" ]; then
+    port1=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    redis-server --port "$port1" --bind 127.0.0.1 --save '' --appendonly no >"$scratch/redis.log" 2>&1 &
+    serve=$!
+    for _ in $(seq 1 100); do redis-cli -p "$port1" ping >/dev/null 2>&1 && break; sleep 0.1; done
+    redis-cli -p "$port1" ping >/dev/null 2>&1 || { echo "resp-cpu.sh: redis-server did not start; see $scratch/redis.log" >&2; exit 1; }
+    pids=("$serve")
+    names=(redis)
+else
+    if [ -z "${MESH:-}" ]; then
+        swift build -c release --product mesh >/dev/null
+        MESH=$(swift build -c release --show-bin-path)/mesh
+    fi
+    python3 Tests/RESPCompat/compat.py --mesh "$MESH" --serve "$scratch/ports.json" --durability batched --interval-ms 5 \
+        >"$scratch/serve.log" 2>&1 &
+    serve=$!
+    for _ in $(seq 1 600); do [ -f "$scratch/ports.json" ] && break; sleep 0.1; done
+    [ -f "$scratch/ports.json" ] || { echo "resp-cpu.sh: the mesh did not start; see $scratch/serve.log" >&2; exit 1; }
+    read -r port1 _ _ < <(python3 -c 'import json, sys; print(*json.load(open(sys.argv[1]))["resp"])' "$scratch/ports.json")
+    # Node 1 first: the process whose command line names port1's configuration is not known here, so order
+    # by the RESP port each process listens on.
+    pids=()
+    for pid in $(pgrep -f "$MESH node"); do
+        if ss -ltnp 2>/dev/null | grep -q ":$port1 .*pid=$pid,"; then pids=("$pid" "${pids[@]}"); else pids+=("$pid"); fi
+    done
+    [ ${#pids[@]} -eq 3 ] || { echo "resp-cpu.sh: expected 3 node processes, found ${#pids[@]}" >&2; exit 1; }
+    names=(node1 peer1 peer2)
+fi
+# Jiffies the whole machine spent idle (the fourth number of /proc/stat's "cpu" line).
+idle_ticks() { awk '/^cpu / { print $5 }' /proc/stat; }
 ticks() { for pid in "${pids[@]}"; do awk '{print $14 + $15}' "/proc/$pid/stat"; done; }
 hertz=$(getconf CLK_TCK)
 for test in ${TESTS:-incr sadd hset}; do
@@ -48,23 +67,30 @@ for test in ${TESTS:-incr sadd hset}; do
         perfs=()
         if [ -n "${PERF:-}" ]; then
             mkdir -p "$PERF"
-            for i in 0 1 2; do
-                name=$([ "$i" = 0 ] && echo "node1" || echo "peer$i")
+            for i in "${!pids[@]}"; do
+                name=${names[i]}
                 perf record -q -g -p "${pids[i]}" -o "$PERF/$test-P$depth-$name.data" >/dev/null 2>&1 &
                 perfs+=($!)
             done
             sleep 0.5
         fi
         mapfile -t before < <(ticks)
-        rps=$(redis-benchmark -p "$port1" -t "$test" -n "$requests" -c "$clients" -P "$depth" ${KEYSPACE:+-r "$KEYSPACE"} -q --csv | tail -1 | cut -d, -f2 | tr -d '"')
+        idle_before=$(idle_ticks)
+        started=$(date +%s.%N)
+        # The subshell's reaped children's CPU (fields 16 and 17 of its stat) is redis-benchmark's.
+        rps=$( { redis-benchmark -p "$port1" -t "$test" -n "$requests" -c "$clients" -P "$depth" ${KEYSPACE:+-r "$KEYSPACE"} -q --csv
+                 awk '{ print $16 + $17 }' "/proc/$BASHPID/stat" >"$scratch/bench-ticks"; } | tail -1 | cut -d, -f2 | tr -d '"')
+        ended=$(date +%s.%N)
+        idle_after=$(idle_ticks)
         mapfile -t after < <(ticks)
         for perf in "${perfs[@]}"; do kill -INT "$perf" 2>/dev/null || true; done
         for perf in "${perfs[@]}"; do wait "$perf" 2>/dev/null || true; done
         line="$test -P $depth: $rps ops/s; CPU µs/request"
-        for i in 0 1 2; do
-            name=$([ "$i" = 0 ] && echo "node1" || echo "peer$i")
-            line="$line $name $(awk -v t=$(( after[i] - before[i] )) -v h="$hertz" -v n="$requests" 'BEGIN { printf "%.1f", t / h * 1e6 / n }')"
+        for i in "${!pids[@]}"; do
+            line="$line ${names[i]} $(awk -v t=$(( after[i] - before[i] )) -v h="$hertz" -v n="$requests" 'BEGIN { printf "%.1f", t / h * 1e6 / n }')"
         done
+        line="$line bench $(awk -v t="$(cat "$scratch/bench-ticks")" -v h="$hertz" -v n="$requests" 'BEGIN { printf "%.1f", t / h * 1e6 / n }')"
+        line="$line; idle cores $(awk -v i=$(( idle_after - idle_before )) -v h="$hertz" -v s="$started" -v e="$ended" 'BEGIN { printf "%.2f", i / h / (e - s) }')"
         echo "$line (load $(cut -d' ' -f1 /proc/loadavg))"
     done
 done
