@@ -7,12 +7,32 @@ import MeshReplication
 /// node 0's and the writes (convergence, no lost acknowledged write, counter sums, LWW winners).
 /// It keeps its own tables and never trusts the replicas' bookkeeping.
 extension Simulation {
+    /// Checks and counts one delivery at `node` (tests drive the checker with it).
     mutating func observe(_ delivery: Delivery, at node: Int) {
+        let actions: [ReplicationAction] = [.deliver(delivery)]
+        perform(actions, at: node, observations: observeDeliveries(in: actions, at: node))
+    }
+
+    /// Checks the deliveries among `actions` of `node` (a step on the caller's thread, or a write)
+    /// against the checker's tables, in one pass over the node's rows.
+    mutating func observeDeliveries(in actions: [ReplicationAction], at node: Int) -> [Observation] {
         let tables = checkerTables
-        let observation = Self.withRows(&views, &dirty, &dirtyLists, &deliveredTotals) { rows in
-            Self.observe(delivery, at: node, tables: tables, rows: rows)
+        return Self.withRows(&views, &dirty, &dirtyLists, &deliveredTotals) { rows in
+            Self.observeDeliveries(in: actions, at: node, tables: tables, rows: rows)
         }
-        count(observation, of: delivery, at: node)
+    }
+
+    /// The observations of the deliveries among `actions` at `node`, in order. Reads and writes
+    /// only rows of `node`, so steps of different nodes may run at once.
+    static func observeDeliveries(
+        in actions: [ReplicationAction], at node: Int, tables: CheckerTables, rows: CheckerRows
+    ) -> [Observation] {
+        var observations: [Observation] = []
+        for position in actions.indices {
+            guard case .deliver(let delivery) = actions[position] else { continue }
+            observations.append(observe(delivery, at: node, tables: tables, rows: rows))
+        }
+        return observations
     }
 
     /// Runs `body` with the checker's per-node tables as `CheckerRows`.

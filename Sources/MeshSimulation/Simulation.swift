@@ -330,13 +330,13 @@ public struct Simulation {
             beginStep(kind)
             guard replicas[to] != nil else { return }
             var step = Self.step(kind, replica: &replicas[to]!, context: stepContext)
-            observeDeliveries(of: &step, at: to)
+            step.observations = observeDeliveries(in: step.actions, at: to)
             finishStep(step, at: to)
         case .tick(let node):
             beginStep(kind)
             guard replicas[node] != nil else { return }
             var step = Self.step(kind, replica: &replicas[node]!, context: stepContext)
-            observeDeliveries(of: &step, at: node)
+            step.observations = observeDeliveries(in: step.actions, at: node)
             finishStep(step, at: node)
         case .write:
             issueWrite()
@@ -411,9 +411,8 @@ public struct Simulation {
         var bufferedBytes = 0
         var logCount = 0
         var logBytes = 0
-        /// The step's deliveries checked against the node's rows of the checker (parallel steps
-        /// only; `nil`: checked when the actions are carried out).
-        var observations: [Observation]?
+        /// Its deliveries checked against the checker's rows, in order (`observeDeliveries`).
+        var observations: [Observation] = []
         /// Failures found right after the step (caps exceeded, broken internal invariants), each
         /// to follow "node N" in the failure message.
         var problems: [String] = []
@@ -465,28 +464,6 @@ public struct Simulation {
             schedule(at: now + max(1, scenario.intervalMilliseconds / scenario.flushesPerInterval), .tick(node))
         default: break
         }
-    }
-
-    /// Checks the deliveries of `step` (a step of `node` on the caller's thread) against the
-    /// checker's tables, all in one pass over the node's rows.
-    mutating func observeDeliveries(of step: inout Step, at node: Int) {
-        let tables = checkerTables
-        let actions = step.actions
-        step.observations = Self.withRows(&views, &dirty, &dirtyLists, &deliveredTotals) { rows in
-            Self.observeDeliveries(in: actions, at: node, tables: tables, rows: rows)
-        }
-    }
-
-    /// The observations of the deliveries among `actions` at `node`, in order.
-    static func observeDeliveries(
-        in actions: [ReplicationAction], at node: Int, tables: CheckerTables, rows: CheckerRows
-    ) -> [Observation] {
-        var observations: [Observation] = []
-        for position in actions.indices {
-            guard case .deliver(let delivery) = actions[position] else { continue }
-            observations.append(observe(delivery, at: node, tables: tables, rows: rows))
-        }
-        return observations
     }
 
     /// Carries out a replica's step at `node` and checks its sizes.
@@ -633,9 +610,9 @@ public struct Simulation {
         }
     }
 
-    /// Carries out `actions` of `node` in order; `observations`, when given, are its deliveries
-    /// already checked against the node's rows (by a parallel step), in order.
-    mutating func perform(_ actions: [ReplicationAction], at node: Int, observations: [Observation]? = nil) {
+    /// Carries out `actions` of `node` in order; `observations` are its deliveries already checked
+    /// against the node's rows (`observeDeliveries`), in order.
+    mutating func perform(_ actions: [ReplicationAction], at node: Int, observations: [Observation]) {
         var observed = 0
         // By position: `for action in actions` copied every action (and retained what it holds).
         for position in actions.indices {
@@ -643,12 +620,8 @@ public struct Simulation {
             case .send(let message, let peer):
                 send(message, from: node, to: Int(peer.rawValue) - 1)
             case .deliver(let delivery):
-                if let observations {
-                    count(observations[observed], of: delivery, at: node)
-                    observed += 1
-                } else {
-                    observe(delivery, at: node)
-                }
+                count(observations[observed], of: delivery, at: node)
+                observed += 1
             case .acknowledge(let id):
                 acknowledge(id)
             case .completeRead:
@@ -737,7 +710,7 @@ public struct Simulation {
         report.writes += 1
         report.lowerBoundBytes += (scenario.nodes - 1) * outcome.recordByteCount
         report.bareDeltaLowerBoundBytes += (scenario.nodes - 1) * outcome.deltaByteCount
-        perform(outcome.actions, at: node)
+        perform(outcome.actions, at: node, observations: observeDeliveries(in: outcome.actions, at: node))
     }
 
     /// Issues one more write (tests drive the checker directly with it).
