@@ -54,31 +54,18 @@ else
 fi
 
 scratch=$(mktemp -d)
-serve_pid=""
-redis_pid=""
+. scripts/resp-servers.sh
 cleanup() {
-    for pid in $serve_pid $redis_pid; do kill "$pid" 2>/dev/null || true; done
-    for pid in $serve_pid $redis_pid; do wait "$pid" 2>/dev/null || true; done
+    for pid in ${RESP_MESH_SERVE:-} ${REDIS_PID:-}; do kill "$pid" 2>/dev/null || true; done
+    for pid in ${RESP_MESH_SERVE:-} ${REDIS_PID:-}; do wait "$pid" 2>/dev/null || true; done
     rm -rf "$scratch"
 }
 trap cleanup EXIT
-
-# The mesh: compat.py --serve starts three nodes (gossip 50 ms) and writes their ports when they have met.
-python3 Tests/RESPCompat/compat.py --mesh "$mesh" --serve "$scratch/ports.json" \
-    --durability batched --interval-ms 5 >"$scratch/serve.log" 2>&1 &
-serve_pid=$!
-redis_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no --dir "$scratch" \
-    >"$scratch/redis.log" 2>&1 &
-redis_pid=$!
-for _ in $(seq 1 600); do
-    [ -f "$scratch/ports.json" ] && break
-    kill -0 "$serve_pid" 2>/dev/null || { cat "$scratch/serve.log" >&2; exit 1; }
-    sleep 0.1
-done
-[ -f "$scratch/ports.json" ] || { echo "bench-resp.sh: the mesh did not start in 60 s" >&2; cat "$scratch/serve.log" >&2; exit 1; }
-read -r p1 p2 p3 password < <(python3 -c 'import json, sys; d = json.load(open(sys.argv[1])); print(*d["resp"], d["password"]["C"])' "$scratch/ports.json")
-for _ in $(seq 1 100); do redis-cli -p "$redis_port" PING >/dev/null 2>&1 && break; sleep 0.1; done
+start_resp_mesh "$mesh" "$scratch"
+start_redis "$scratch"
+redis_port=$REDIS_PORT
+p1=${RESP_MESH_PORTS[0]} p2=${RESP_MESH_PORTS[1]} p3=${RESP_MESH_PORTS[2]}
+password=$RESP_MESH_PASSWORD
 
 echo "# $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) CPUs, $(uname -sr), load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "# mesh ${MESH:-$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- Sources 2>/dev/null || echo +dirty)} (release): 3 nodes on 127.0.0.1, durability batched, interval 5 ms; redis-benchmark against node 1 (port $p1), nodes 2 and 3 replicate"

@@ -35,33 +35,20 @@ scratch_a=$(mktemp -d)
 scratch_b=$(mktemp -d)
 serves=()
 cleanup() {
-    for pid in "${serves[@]}"; do kill "$pid" 2>/dev/null || true; done
+    # RESP_MESH_SERVE: a mesh whose start failed before its process ID reached `serves`.
+    for pid in "${serves[@]}" ${RESP_MESH_SERVE:-}; do kill "$pid" 2>/dev/null || true; done
     wait 2>/dev/null || true
     rm -rf "$scratch_a" "$scratch_b"
 }
 trap cleanup EXIT
 
-# Starts a mesh of `binary` in `scratch`; prints node 1's RESP port and process ID and the three nodes' IDs.
-start_mesh() {
-    local binary=$1 scratch=$2 port pid serve nodes
-    python3 Tests/RESPCompat/compat.py --mesh "$binary" --serve "$scratch/ports.json" --durability batched \
-        --interval-ms 5 >"$scratch/serve.log" 2>&1 &
-    serve=$!
-    serves+=("$serve")
-    for _ in $(seq 1 600); do [ -f "$scratch/ports.json" ] && break; sleep 0.1; done
-    [ -f "$scratch/ports.json" ] || { echo "resp-ab.sh: $binary's mesh did not start; see $scratch/serve.log" >&2; exit 1; }
-    read -r port _ _ < <(python3 -c 'import json, sys; print(*json.load(open(sys.argv[1]))["resp"])' "$scratch/ports.json")
-    pid=$(ss -ltnp 2>/dev/null | grep ":$port " | sed -E 's/.*pid=([0-9]+),.*/\1/' | head -1)
-    [ -n "$pid" ] || { echo "resp-ab.sh: no process listens on node 1's port $port" >&2; exit 1; }
-    nodes=$(pgrep -P "$serve" | tr '\n' ',' | sed 's/,$//')
-    [ "$(echo "$nodes" | tr ',' '\n' | wc -l)" = 3 ] || { echo "resp-ab.sh: expected 3 nodes under $serve, found '$nodes'" >&2; exit 1; }
-    echo "$port $pid $nodes"
-}
-# A mesh's serve process runs in the background: start_mesh runs in this shell, not a subshell.
-start_mesh "$a" "$scratch_a" >"$scratch_a/node1"
-start_mesh "$b" "$scratch_b" >"$scratch_b/node1"
-read -r port_a pid_a nodes_a <"$scratch_a/node1"
-read -r port_b pid_b nodes_b <"$scratch_b/node1"
+. scripts/resp-servers.sh
+start_resp_mesh "$a" "$scratch_a"
+serves+=("$RESP_MESH_SERVE")
+port_a=${RESP_MESH_PORTS[0]} pid_a=${RESP_MESH_PIDS[0]} nodes_a=$(IFS=,; echo "${RESP_MESH_PIDS[*]}")
+start_resp_mesh "$b" "$scratch_b"
+serves+=("$RESP_MESH_SERVE")
+port_b=${RESP_MESH_PORTS[0]} pid_b=${RESP_MESH_PIDS[0]} nodes_b=$(IFS=,; echo "${RESP_MESH_PIDS[*]}")
 
 # Nanoseconds the threads of the processes listed (comma-separated) have run (the live threads: a node's
 # event-loop threads live as long as it).

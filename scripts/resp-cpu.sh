@@ -28,34 +28,22 @@ scripts/bootstrap.sh >/dev/null
 requests=${REQUESTS:-200000}
 clients=${CLIENTS:-50}
 scratch=$(mktemp -d)
-serve=""
-trap 'kill $serve 2>/dev/null; wait $serve 2>/dev/null; rm -rf "$scratch"' EXIT
+. scripts/resp-servers.sh
+# `|| true`: under `set -e` the killed server's status (143) from `wait` would become the script's.
+trap 'kill ${RESP_MESH_SERVE:-} ${REDIS_PID:-} 2>/dev/null || true; wait ${RESP_MESH_SERVE:-} ${REDIS_PID:-} 2>/dev/null || true; rm -rf "$scratch"' EXIT
 if [ "${REDIS:-0}" = "1" ]; then
-    port1=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-    redis-server --port "$port1" --bind 127.0.0.1 --save '' --appendonly no >"$scratch/redis.log" 2>&1 &
-    serve=$!
-    for _ in $(seq 1 100); do redis-cli -p "$port1" ping >/dev/null 2>&1 && break; sleep 0.1; done
-    redis-cli -p "$port1" ping >/dev/null 2>&1 || { echo "resp-cpu.sh: redis-server did not start; see $scratch/redis.log" >&2; exit 1; }
-    pids=("$serve")
+    start_redis "$scratch"
+    port1=$REDIS_PORT
+    pids=("$REDIS_PID")
     names=(redis)
 else
     if [ -z "${MESH:-}" ]; then
         swift build -c release --product mesh >/dev/null
         MESH=$(swift build -c release --show-bin-path)/mesh
     fi
-    python3 Tests/RESPCompat/compat.py --mesh "$MESH" --serve "$scratch/ports.json" --durability batched --interval-ms 5 \
-        >"$scratch/serve.log" 2>&1 &
-    serve=$!
-    for _ in $(seq 1 600); do [ -f "$scratch/ports.json" ] && break; sleep 0.1; done
-    [ -f "$scratch/ports.json" ] || { echo "resp-cpu.sh: the mesh did not start; see $scratch/serve.log" >&2; exit 1; }
-    read -r port1 _ _ < <(python3 -c 'import json, sys; print(*json.load(open(sys.argv[1]))["resp"])' "$scratch/ports.json")
-    # Node 1 first: the process whose command line names port1's configuration is not known here, so order
-    # by the RESP port each process listens on.
-    pids=()
-    for pid in $(pgrep -f "$MESH node"); do
-        if ss -ltnp 2>/dev/null | grep -q ":$port1 .*pid=$pid,"; then pids=("$pid" "${pids[@]}"); else pids+=("$pid"); fi
-    done
-    [ ${#pids[@]} -eq 3 ] || { echo "resp-cpu.sh: expected 3 node processes, found ${#pids[@]}" >&2; exit 1; }
+    start_resp_mesh "$MESH" "$scratch"
+    port1=${RESP_MESH_PORTS[0]}
+    pids=("${RESP_MESH_PIDS[@]}")
     names=(node1 peer1 peer2)
 fi
 # Jiffies the whole machine spent idle (the fourth number of /proc/stat's "cpu" line).
