@@ -1,7 +1,9 @@
+import NIOCore
 import Synchronization
 
-/// The hand-over of inbound batches from the sessions' event loops to the one consumer of
-/// `MeshTransport.inbound`: a queue and at most one waiting consumer.
+/// The hand-over of inbound batches from the sessions' event loops to the one consumer: either a task
+/// iterating `MeshTransport.inbound` (a queue and at most one waiting consumer), or a receiver on an
+/// event loop (`MeshTransport.receiveInbound`), handed each batch as it arrives.
 ///
 /// Not an `AsyncStream`: its iterator's `next(isolation:)` waits in a nonisolated function, so every
 /// wake-up of a consumer isolated to an actor went through Swift's global executor and back (a Dispatch
@@ -14,11 +16,27 @@ import Synchronization
 /// batches offered later are dropped. Cancelling the consumer's task finishes the mailbox the same way
 /// (an `AsyncStream` also ends when its consumer is cancelled).
 final class InboundMailbox: Sendable {
+    /// A consumer that takes each batch on its event loop: within the offering call when that runs on
+    /// the loop (no queue, no task, no thread hop), else in a task submitted to the loop.
+    struct Receiver: Sendable {
+        let loop: any EventLoop
+        let receive: @Sendable (InboundBatch) -> Void
+
+        func hand(_ batch: InboundBatch) {
+            if loop.inEventLoop {
+                receive(batch)
+            } else {
+                loop.execute { receive(batch) }
+            }
+        }
+    }
+
     private struct State {
         var queue: [InboundBatch] = []
         /// Index of the first batch not handed out yet (the queue is compacted as it drains).
         var head = 0
         var waiter: UnsafeContinuation<InboundBatch?, Never>?
+        var receiver: Receiver?
         var isFinished = false
 
         mutating func takeFirst() -> InboundBatch? {
@@ -38,24 +56,52 @@ final class InboundMailbox: Sendable {
 
     private let state = Mutex(State())
 
-    /// Queues `batch`, or hands it to the waiting consumer; dropped after `finish()`.
+    private enum Consumer {
+        case waiter(UnsafeContinuation<InboundBatch?, Never>)
+        case receiver(Receiver)
+    }
+
+    /// Hands `batch` to the receiver or the waiting consumer, or queues it; dropped after `finish()`.
     func offer(_ batch: InboundBatch) {
-        let waiter = state.withLock { state -> UnsafeContinuation<InboundBatch?, Never>? in
+        let consumer = state.withLock { state -> Consumer? in
             guard !state.isFinished else { return nil }
+            if let receiver = state.receiver { return .receiver(receiver) }
             if let waiter = state.waiter {
                 state.waiter = nil
-                return waiter
+                return .waiter(waiter)
             }
             state.queue.append(batch)
             return nil
         }
-        waiter?.resume(returning: batch)
+        switch consumer {
+        case .waiter(let waiter): waiter.resume(returning: batch)
+        case .receiver(let receiver): receiver.hand(batch)
+        case nil: break
+        }
     }
 
-    /// No more batches: the consumer gets what is queued, then `nil`.
+    /// Makes `receiver` the consumer from now on and hands it the queued batches first; on
+    /// `receiver.loop`, so batches offered meanwhile from other loops (submitted to it) come after them.
+    /// One consumer at a time: not while a task waits in `next(isolation:)`, and once.
+    func install(_ receiver: Receiver) {
+        receiver.loop.preconditionInEventLoop()
+        let queued = state.withLock { state -> ArraySlice<InboundBatch> in
+            precondition(state.waiter == nil && state.receiver == nil, "MeshTransport.inbound has one consumer at a time")
+            let queued = state.queue[state.head...]
+            state.queue = []
+            state.head = 0
+            // After `finish()` the queued batches are still handed out, and nothing more.
+            if !state.isFinished { state.receiver = receiver }
+            return queued
+        }
+        for batch in queued { receiver.receive(batch) }
+    }
+
+    /// No more batches: the consumer gets what is queued, then `nil`; a receiver is let go.
     func finish() {
         let waiter = state.withLock { state -> UnsafeContinuation<InboundBatch?, Never>? in
             state.isFinished = true
+            state.receiver = nil
             defer { state.waiter = nil }
             return state.waiter
         }
@@ -71,7 +117,8 @@ final class InboundMailbox: Sendable {
                 let ready = state.withLock { state -> InboundBatch?? in
                     if let batch = state.takeFirst() { return .some(batch) }
                     if state.isFinished { return .some(nil) }
-                    precondition(state.waiter == nil, "MeshTransport.inbound has one consumer at a time")
+                    precondition(
+                        state.waiter == nil && state.receiver == nil, "MeshTransport.inbound has one consumer at a time")
                     state.waiter = continuation
                     return nil
                 }

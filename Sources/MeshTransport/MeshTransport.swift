@@ -69,6 +69,28 @@ public final class MeshTransport: Sendable {
         self.inbound = InboundMessages(mailbox: mailbox, core: core)
     }
 
+    /// Hands every authenticated inbound message to `receive` on `loop`, in per-peer order, instead of
+    /// `inbound` (one or the other, once); messages that arrived before are handed over first, at once.
+    /// Call it on `loop`.
+    ///
+    /// For a consumer that lives on an event loop (a node's actor): a session running on `loop` (the
+    /// transport created with `loop` as its group) hands over its messages within the socket read that
+    /// opened them, with no task and no thread hop; a session on another loop hands over each read
+    /// burst in a task submitted to `loop`. A message counts as taken when it is handed over, so
+    /// `receive` itself is the back-pressure: the session is not read while it runs. It must not
+    /// block. After `shutdown()` nothing more is handed over, and `receive` is released.
+    public func receiveInbound(on loop: any EventLoop, _ receive: @escaping @Sendable (InboundMessage) -> Void) {
+        let core = self.core
+        core.mailbox.install(
+            InboundMailbox.Receiver(loop: loop) { batch in
+                for bytes in batch.messages {
+                    let message = InboundMessage(peer: batch.peer, bytes: bytes, session: batch.session)
+                    core.consumed(message)
+                    receive(message)
+                }
+            })
+    }
+
     /// Binds the listener; returns the port (useful with port 0).
     @discardableResult
     public func start() async throws -> Int {

@@ -178,12 +178,12 @@ public actor MeshNode: Service {
             ])
 
         let ticks = startTicking()
+        // The sessions run on this loop (see `nodeLoops`): each opened message is handled within the read.
+        transport.receiveInbound(on: eventLoop) { message in
+            self.assumeIsolated { $0.handleInbound(message) }
+        }
         await withGracefulShutdownHandler {
-            await withTaskGroup(of: Void.self) { group in
-                group.addTask { await self.consumeInbound() }
-                for await _ in signal { break }
-                group.cancelAll()
-            }
+            for await _ in signal { break }
         } onGracefulShutdown: {
             signalContinuation.finish()
         }
@@ -380,12 +380,6 @@ public actor MeshNode: Service {
     }
 
     // MARK: Loops
-
-    private func consumeInbound() async {
-        for await message in transport.inbound {
-            handleInbound(message)
-        }
-    }
 
     /// Ticks often enough for prompt pushes and probe timeouts; the state machines run their rounds
     /// on their own schedules (gossip interval, probe interval) whatever the tick rate.

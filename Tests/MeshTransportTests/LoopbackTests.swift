@@ -39,6 +39,47 @@ import Testing
         for node in nodes { await node.shutdown() }
     }
 
+    /// `receiveInbound`: every message, in order, on the receiver's loop, counted as taken (nothing left
+    /// waiting, reading not paused), whether the sessions run on that loop (handed over within the read)
+    /// or on NIO's shared group (handed over through the loop); messages that arrived before the receiver
+    /// was installed come first.
+    @Test(arguments: [true, false]) func receiverOnALoopGetsEveryMessageInOrder(sessionsOnTheLoop: Bool) async throws {
+        let a = try TestSupport.identity(1), b = try TestSupport.identity(2)
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let loop = group.next()
+        let nodeA = try await TestSupport.node(a, allowing: [b])
+        let nodeB = try MeshTransport(
+            identity: b, admission: TestSupport.policy(allowing: [a]),
+            configuration: TestSupport.configuration { $0.inboundBufferLimit = 16 },
+            eventLoopGroup: sessionsOnTheLoop ? loop : MultiThreadedEventLoopGroup.singleton, logger: TestSupport.logger)
+        try await nodeB.start()
+        try await nodeA.dial(host: "127.0.0.1", port: nodeB.listeningPort!)
+        let early = (0..<10).map { [UInt8(truncatingIfNeeded: $0), 0xEE] }
+        try await nodeA.send(contentsOf: early, to: b.nodeID)
+        #expect(await TestSupport.eventually { nodeB.core.inboundQueueState(for: a.nodeID)?.messageCount == 10 })
+
+        let received = Mutex<[[UInt8]]>([])
+        let offLoop = Atomic<Int>(0)
+        try await loop.submit {
+            nodeB.receiveInbound(on: loop) { message in
+                if !loop.inEventLoop { offLoop.add(1, ordering: .relaxed) }
+                #expect(message.peer == a.nodeID)
+                received.withLock { $0.append(message.bytes) }
+            }
+        }.get()
+        // Many slices, messages over several frames, far more than `inboundBufferLimit`.
+        let burst = (0..<400).map { [UInt8(truncatingIfNeeded: $0), UInt8(truncatingIfNeeded: $0 >> 8)] + [UInt8](repeating: 7, count: ($0 % 20) * 9_000) }
+        try await nodeA.send(contentsOf: burst, to: b.nodeID)
+        #expect(await TestSupport.eventually { received.withLock { $0.count } == early.count + burst.count })
+        #expect(received.withLock { $0 } == early + burst)
+        #expect(offLoop.load(ordering: .relaxed) == 0)
+        let queue = nodeB.core.inboundQueueState(for: a.nodeID)
+        #expect(queue?.messageCount == 0 && queue?.byteCount == 0 && queue?.isPaused == false)
+        await nodeA.shutdown()
+        await nodeB.shutdown()
+        try await group.shutdownGracefully()
+    }
+
     /// Large messages (fragmented over several 64 KiB frames) arrive intact.
     @Test func largeMessagesArriveIntact() async throws {
         let a = try TestSupport.identity(1), b = try TestSupport.identity(2)
