@@ -5,9 +5,11 @@
 # medians of ops/s, of node 1's CPU µs per request and of the whole mesh's (its three nodes': the peers
 # replicate every write), each from the threads' run time in /proc/PID/task/*/schedstat (nanoseconds:
 # /proc/PID/stat counts 10 ms ticks, too coarse for a run of a second), and the medians of the per-round
-# ratios B/A. An idle mesh costs about 2% of a core per node, so the mesh not being measured
-# barely disturbs the other; pairing each round cancels most of this machine's drift in speed, which
-# moves single runs by ±20% (compare resp-cpu.sh runs made minutes apart).
+# ratios B/A, with their spread (quartiles, and in how many rounds B's mesh used less CPU). An idle
+# mesh costs about 2% of a core per node, so the mesh not being measured barely disturbs the other;
+# pairing each round cancels most of this machine's drift in speed, which moves single runs by ±20%
+# (compare resp-cpu.sh runs made minutes apart). Even so, repeat a run before believing a ratio: one
+# run of ten pairs showed INCR -P 16 at 1.15x that two later runs put at 0.98-1.01x.
 #
 #   scripts/resp-ab.sh /tmp/mesh-before .build/release/mesh
 #   ROUNDS=12 TESTS="incr hset" PS=1 REQUESTS=100000 scripts/resp-ab.sh A B
@@ -99,4 +101,15 @@ for test, rows in runs.items():
         line += (f"| {median(r[a] for r in rows):{form}} | {median(r[b] for r in rows):{form}} "
                  f"| {median(r[b] / r[a] for r in rows):.3f} ")
     print(line + "|")
+# How far one run can be trusted: the spread of the per-round ratios (one pair can be far off the
+# median; an A/A run of ten pairs showed 0.98-1.04 medians) and how many rounds B used less CPU.
+print("\nper-round B/A, quartiles (min, Q1, median, Q3, max); rounds where B's mesh used less CPU")
+for test, rows in runs.items():
+    parts = []
+    for name, a, b in (("ops/s", 0, 3), ("mesh µs", 2, 5)):
+        ratios = sorted(r[b] / r[a] for r in rows)
+        q1, q2, q3 = statistics.quantiles(ratios, n=4, method="inclusive") if len(ratios) > 1 else ratios * 3
+        parts.append(f"{name} {ratios[0]:.3f} {q1:.3f} {q2:.3f} {q3:.3f} {ratios[-1]:.3f}")
+    fewer = sum(1 for r in rows if r[5] < r[2])
+    print(f"{test}: " + "; ".join(parts) + f"; B cheaper in {fewer} of {len(rows)}")
 EOF
