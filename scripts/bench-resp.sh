@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The RESP front door beside Redis in the same run: redis-benchmark against one node of a 3-node mesh
 # (release `mesh`, durability batched with a 5 ms group-commit interval, the two other nodes replicating)
-# and against a plain redis-server (Debian package, --save '' --appendonly no: no persistence), without
-# and with pipelining (-P 1, -P 16). Each test runs against the mesh and then against Redis right after
+# and against a plain redis-server (Debian package, --save '' --appendonly no: no persistence; with
+# REDIS_REPLICAS=2 one that streams every write to two replicas, like the mesh), without and with
+# pipelining (-P 1, -P 16). Each test runs against the mesh and then against Redis right after
 # it, so both see the same moment of a machine whose speed drifts. Prints a Markdown table (ops/s and the
 # mesh/redis ratio; with ROUNDS > 1 the medians and every round's ratio), then checks that the mesh
 # converged afterwards (the INCR counter and DBSIZE equal on all three nodes).
@@ -10,6 +11,7 @@
 #   scripts/bench-resp.sh
 #   REQUESTS=50000 CLIENTS=50 scripts/bench-resp.sh
 #   ROUNDS=3 scripts/bench-resp.sh
+#   ROUNDS=3 REDIS_REPLICAS=2 TESTS=incr,sadd,hset scripts/bench-resp.sh
 #
 # Environment:
 #   ROUNDS       how many times to run every test pair (default 1); the table shows medians
@@ -18,6 +20,8 @@
 #   TESTS        redis-benchmark -t list (default ping,set,get,incr,sadd,hset)
 #   MAX_LOAD     refuse to run when the 1-minute load average is above this (default 1.5)
 #   FORCE=1      run anyway (the figures are then not comparable; the load is printed with them)
+#   REDIS_REPLICAS=N  give redis-server N replicas (--replicaof on the same machine; default 0), the
+#                like-for-like peer of a mesh whose two other nodes replicate every write (N=2)
 #   MESH         a prebuilt `mesh` binary to measure instead of building this checkout (A/B comparisons:
 #                copy a build aside, e.g. to /tmp/mesh-before, and run both back to back)
 set -euo pipefail
@@ -56,20 +60,23 @@ fi
 scratch=$(mktemp -d)
 . scripts/resp-servers.sh
 cleanup() {
-    for pid in ${RESP_MESH_SERVE:-} ${REDIS_PID:-}; do kill "$pid" 2>/dev/null || true; done
-    for pid in ${RESP_MESH_SERVE:-} ${REDIS_PID:-}; do wait "$pid" 2>/dev/null || true; done
+    for pid in ${RESP_MESH_SERVE:-} ${REDIS_PID:-} ${REDIS_REPLICA_PIDS[@]:-}; do kill "$pid" 2>/dev/null || true; done
+    for pid in ${RESP_MESH_SERVE:-} ${REDIS_PID:-} ${REDIS_REPLICA_PIDS[@]:-}; do wait "$pid" 2>/dev/null || true; done
     rm -rf "$scratch"
 }
 trap cleanup EXIT
 start_resp_mesh "$mesh" "$scratch"
 start_redis "$scratch"
 redis_port=$REDIS_PORT
+redis_replicas=${REDIS_REPLICAS:-0}
+[[ "$redis_replicas" =~ ^[0-9]+$ ]] || { echo "bench-resp.sh: REDIS_REPLICAS must be a count, not '$redis_replicas'" >&2; exit 2; }
+(( redis_replicas == 0 )) || start_redis_replicas "$scratch" "$redis_replicas"
 p1=${RESP_MESH_PORTS[0]} p2=${RESP_MESH_PORTS[1]} p3=${RESP_MESH_PORTS[2]}
 password=$RESP_MESH_PASSWORD
 
 echo "# $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) CPUs, $(uname -sr), load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "# mesh ${MESH:-$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- Sources 2>/dev/null || echo +dirty)} (release): 3 nodes on 127.0.0.1, durability batched, interval 5 ms; redis-benchmark against node 1 (port $p1), nodes 2 and 3 replicate"
-echo "# $(redis-server --version | cut -d' ' -f1-3) (port $redis_port): --save '' --appendonly no"
+echo "# $(redis-server --version | cut -d' ' -f1-3) (port $redis_port): --save '' --appendonly no, $redis_replicas replica(s) on this machine"
 echo "# redis-benchmark -t TEST -n $requests -c $clients -q --csv for each of $tests, -P 1 and -P 16, mesh then redis; $rounds round(s)"
 for round in $(seq 1 "$rounds"); do
     for pipeline in 1 16; do

@@ -52,3 +52,26 @@ start_redis() {
     cat "$directory/redis.log" >&2
     exit 1
 }
+
+# start_redis_replicas DIRECTORY COUNT: COUNT redis-servers replicating the one start_redis started
+# (--replicaof, no persistence), returning once the primary reports them all online. Sets
+# REDIS_REPLICA_PIDS. The primary's replication buffer streams every write to each replica, as a
+# mesh node pushes every write to its peers.
+start_redis_replicas() {
+    local directory=$1 count=$2 index port
+    REDIS_REPLICA_PIDS=()
+    for index in $(seq 1 "$count"); do
+        port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+        mkdir -p "$directory/replica-$index"
+        redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --dir "$directory/replica-$index" \
+            --replicaof 127.0.0.1 "$REDIS_PORT" >"$directory/replica-$index.log" 2>&1 &
+        REDIS_REPLICA_PIDS+=("$!")
+    done
+    for _ in $(seq 1 100); do
+        [ "$(redis-cli -p "$REDIS_PORT" INFO replication | grep -c 'state=online')" -ge "$count" ] && return 0
+        sleep 0.1
+    done
+    echo "$(basename "$0"): the redis replicas did not come online:" >&2
+    redis-cli -p "$REDIS_PORT" INFO replication >&2 || true
+    exit 1
+}
