@@ -33,7 +33,8 @@ public final class MeshTransport: Sendable {
     /// consumer that stops iterating therefore stalls the peers that send to it, not other traffic.
     public let inbound: InboundMessages
     /// Sessions becoming established and closed, per peer alternating (see `TransportEvent` for exactly
-    /// what is emitted); finishes after `shutdown()`. Bounded by `eventBufferLimit` (oldest dropped).
+    /// what is emitted), unless `receiveEvents` takes them; finishes after `shutdown()`. Bounded by
+    /// `eventBufferLimit` (oldest dropped).
     public let events: AsyncStream<TransportEvent>
     let core: TransportCore
 
@@ -89,6 +90,18 @@ public final class MeshTransport: Sendable {
                     receive(message)
                 }
             })
+    }
+
+    /// Hands every `TransportEvent` from now on to `receive` on `loop`, in order, instead of `events`
+    /// (which then gets nothing more). Earlier events are not replayed: read `connectedPeers` after
+    /// calling this for the sessions already up (an event for one of them may still follow). Each event
+    /// runs in a task submitted to `loop`, so a message a new session opened may reach `receiveInbound`
+    /// before its `sessionEstablished` does. Once; `receive` is released at `shutdown()`.
+    public func receiveEvents(on loop: any EventLoop, _ receive: @escaping @Sendable (TransportEvent) -> Void) {
+        core.eventReceiver.withLock { receiver in
+            precondition(receiver == nil, "MeshTransport.receiveEvents is called once")
+            receiver = TransportCore.EventReceiver(loop: loop, receive: receive)
+        }
     }
 
     /// Binds the listener; returns the port (useful with port 0).
@@ -240,8 +253,18 @@ final class TransportCore: ConnectionObserver, Sendable {
     let counters: SecurityCounters
     let mailbox: InboundMailbox
     let eventContinuation: AsyncStream<TransportEvent>.Continuation
+    /// Where events go instead of `events`, once set (`MeshTransport.receiveEvents`). Its own lock:
+    /// `publish` reads it with `state`'s held, and nothing takes `state` while holding this one.
+    let eventReceiver = Mutex<EventReceiver?>(nil)
     let logger: Logger
     let state: Mutex<State>
+
+    /// A consumer of `TransportEvent`s on an event loop; each is submitted to the loop (events are
+    /// published under the state lock, where no consumer may run).
+    struct EventReceiver: Sendable {
+        let loop: any EventLoop
+        let receive: @Sendable (TransportEvent) -> Void
+    }
 
     init(
         identity: NodeIdentity, admission: AdmissionPolicy, configuration: MeshTransportConfiguration,
@@ -459,9 +482,12 @@ final class TransportCore: ConnectionObserver, Sendable {
         try? await channel.close()
     }
 
-    /// Publishes an event; call with the state lock held, so events are in the order of the state changes.
+    /// Publishes an event; call with the state lock held, so events are in the order of the state changes
+    /// (a receiver's loop runs its tasks in the order they were submitted).
     private func publish(_ event: TransportEvent) {
-        if case .dropped = eventContinuation.yield(event) {
+        if let receiver = eventReceiver.withLock({ $0 }) {
+            receiver.loop.execute { receiver.receive(event) }
+        } else if case .dropped = eventContinuation.yield(event) {
             counters.increment(.eventOverflow)
         }
     }
@@ -631,6 +657,7 @@ final class TransportCore: ConnectionObserver, Sendable {
         for task in tasks { await task.value }
         mailbox.finish()
         eventContinuation.finish()
+        eventReceiver.withLock { $0 = nil }
         logger.info("shut down")
     }
 }

@@ -182,6 +182,11 @@ public actor MeshNode: Service {
         transport.receiveInbound(on: eventLoop) { message in
             self.assumeIsolated { $0.handleInbound(message) }
         }
+        // Sessions coming and going as they do; those already up are read once, here.
+        transport.receiveEvents(on: eventLoop) { event in
+            self.assumeIsolated { $0.handleSessionEvent(event) }
+        }
+        refreshSessions(now: now())
         await withGracefulShutdownHandler {
             for await _ in signal { break }
         } onGracefulShutdown: {
@@ -418,7 +423,6 @@ public actor MeshNode: Service {
     func tick() {
         guard phase == .running else { return }
         let time = now()
-        refreshSessions(now: time)
         if membership != nil {
             let actions = membership!.tick(now: time)
             handle(actions)
@@ -438,7 +442,29 @@ public actor MeshNode: Service {
         }
     }
 
-    /// Tells membership about sessions that came up, and forgets those that went down.
+    /// A session came up (membership hears of it, unless the peer is cut off by `goOffline()` or
+    /// `block`) or went down (forgotten with its outbox).
+    private func handleSessionEvent(_ event: TransportEvent) {
+        guard phase == .running else { return }
+        switch event {
+        case .sessionEstablished(let peer):
+            guard !isOffline, !blockedPeers.contains(peer) else { return }
+            let member = MemberID(bytes: peer.bytes)
+            guard sessions[member] == nil else { return }
+            sessions[member] = peer
+            if membership != nil {
+                let actions = membership!.sessionEstablished(with: member, now: now())
+                handle(actions)
+            }
+        case .sessionClosed(let peer, _):
+            sessions[MemberID(bytes: peer.bytes)] = nil
+            outboxes[peer] = nil
+        }
+    }
+
+    /// Makes `sessions` the transport's sessions less the peers cut off by `goOffline()` or `block`:
+    /// membership hears of those that came up, and those that went are forgotten. At start, and when
+    /// offline mode or a block changes; sessions that come and go meanwhile arrive as events.
     private func refreshSessions(now time: Instant) {
         let connected = transport.connectedPeers
         var current: [MemberID: NodeID] = [:]
@@ -927,11 +953,13 @@ public actor MeshNode: Service {
     public func goOffline() {
         isOffline = true
         outboxes = [:]
+        if phase == .running { refreshSessions(now: now()) }
     }
 
     /// Resumes exchanging messages after `goOffline()`.
     public func goOnline() {
         isOffline = false
+        if phase == .running { refreshSessions(now: now()) }
     }
 
     /// Whether `goOffline()` is in force.
@@ -944,11 +972,13 @@ public actor MeshNode: Service {
     package func block(_ peers: Set<NodeID>) {
         blockedPeers.formUnion(peers)
         for peer in peers { outboxes[peer] = nil }
+        if phase == .running { refreshSessions(now: now()) }
     }
 
     /// Ends a `block`.
     package func unblock(_ peers: Set<NodeID>) {
         blockedPeers.subtract(peers)
+        if phase == .running { refreshSessions(now: now()) }
     }
 
     // MARK: Time

@@ -1,5 +1,6 @@
 import MeshSecurity
 import NIOCore
+import NIOPosix
 import Synchronization
 import Testing
 
@@ -185,5 +186,41 @@ final class EventLog: Sendable {
         #expect(drained.messageCount == 0 && drained.byteCount == 0 && !drained.isPaused)
         await nodeA.shutdown()
         await nodeB.shutdown()
+    }
+
+    /// `receiveEvents`: every event from then on, in order, on the receiver's loop, and none on `events`;
+    /// released at shutdown (whose closes still arrive).
+    @Test func receiverOnALoopGetsTheEventsInOrder() async throws {
+        let a = try TestSupport.identity(1), b = try TestSupport.identity(2)
+        let names = [a.nodeID: "a", b.nodeID: "b"]
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let loop = group.next()
+        let nodeA = try await TestSupport.node(a, allowing: [b])
+        let nodeB = try await TestSupport.node(b, allowing: [a])
+        let stream = EventLog(nodeA)
+        let received = Mutex<[String]>([])
+        let offLoop = Atomic<Int>(0)
+        nodeA.receiveEvents(on: loop) { event in
+            if !loop.inEventLoop { offLoop.add(1, ordering: .relaxed) }
+            let line: String
+            switch event {
+            case .sessionEstablished(let peer): line = "+\(names[peer] ?? "?")"
+            case .sessionClosed(let peer, let reason): line = "-\(names[peer] ?? "?"):\(reason.map { $0.code.name } ?? "nil")"
+            }
+            received.withLock { $0.append(line) }
+        }
+        try await nodeA.dial(host: "127.0.0.1", port: nodeB.listeningPort!)
+        #expect(await TestSupport.eventually { received.withLock { $0 } == ["+b"] })
+        await nodeA.disconnect(b.nodeID)
+        #expect(await TestSupport.eventually { received.withLock { $0 }.count == 2 })
+        try await nodeA.dial(host: "127.0.0.1", port: nodeB.listeningPort!)
+        await nodeA.shutdown()
+        #expect(await TestSupport.eventually { received.withLock { $0 }.count == 4 })
+        #expect(received.withLock { $0 } == ["+b", "-b:nil", "+b", "-b:shutDown"])
+        #expect(offLoop.load(ordering: .relaxed) == 0)
+        #expect(stream.all.isEmpty, "events went to the receiver, not to `events`")
+        #expect(nodeA.core.eventReceiver.withLock { $0 == nil }, "shutdown releases the receiver")
+        await nodeB.shutdown()
+        try await group.shutdownGracefully()
     }
 }

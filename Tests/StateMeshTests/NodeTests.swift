@@ -34,6 +34,31 @@ struct NodeTests {
         await cluster.stopAll()
     }
 
+    /// A node's view of its sessions follows `block`/`unblock` and offline mode at once, not at its next
+    /// tick, and a peer that stops is seen as disconnected from the transport's event.
+    @Test func sessionsFollowBlocksOfflineModeAndClosedSessions() async throws {
+        let cluster = try Cluster(count: 3)
+        defer { cluster.removeDirectories() }
+        try await cluster.startAll()
+        let nodes = cluster.running
+        func connected(_ node: MeshNode) async -> Set<String> {
+            Set(await node.status().peers.filter(\.isConnected).map(\.nodeID))
+        }
+        let others = Set(nodes.dropFirst().map { "\($0.nodeID)" })
+        #expect(await eventually { await connected(nodes[0]) == others })
+        await nodes[0].block([nodes[1].nodeID])
+        #expect(await connected(nodes[0]) == ["\(nodes[2].nodeID)"])
+        await nodes[0].unblock([nodes[1].nodeID])
+        #expect(await connected(nodes[0]) == others)
+        await nodes[0].goOffline()
+        #expect(await connected(nodes[0]).isEmpty)
+        await nodes[0].goOnline()
+        #expect(await connected(nodes[0]) == others)
+        await cluster.stop(2)
+        #expect(await eventually { await connected(nodes[0]) == ["\(nodes[1].nodeID)"] })
+        await cluster.stopAll()
+    }
+
     /// A write with `.replicas(3)` returns only once all three delivered it; a concern that cannot be met times out
     /// with `.writeConcernTimeout` while the write stays durable locally.
     @Test func writeConcern() async throws {
