@@ -16,21 +16,29 @@ import Synchronization
 /// the high-water marks). After `finish()`, batches already queued are still handed out, then `nil`;
 /// batches offered later are dropped. Cancelling the consumer's task finishes the mailbox the same way
 /// (an `AsyncStream` also ends when its consumer is cancelled).
-final class InboundMailbox: Sendable {
-    /// A consumer that takes each batch on its event loop: within the offering call when that runs on
-    /// the loop (no queue, no task, no thread hop), else in a task submitted to the loop.
-    struct Receiver: Sendable {
-        let loop: any EventLoop
-        let receive: @Sendable (InboundBatch) -> Void
+/// A consumer that lives on an event loop: `receiveInbound`'s of batches, `receiveEvents`'s of session
+/// events.
+struct LoopConsumer<Value: Sendable>: Sendable {
+    let loop: any EventLoop
+    let receive: @Sendable (Value) -> Void
 
-        func hand(_ batch: InboundBatch) {
-            if loop.inEventLoop {
-                receive(batch)
-            } else {
-                loop.execute { receive(batch) }
-            }
+    /// Within this call when it runs on the loop (no queue, no task, no thread hop), else submitted.
+    func hand(_ value: Value) {
+        if loop.inEventLoop {
+            receive(value)
+        } else {
+            submit(value)
         }
     }
+
+    /// In a task submitted to the loop, after what it runs now (for callers holding a lock).
+    func submit(_ value: Value) {
+        loop.execute { receive(value) }
+    }
+}
+
+final class InboundMailbox: Sendable {
+    typealias Receiver = LoopConsumer<InboundBatch>
 
     private struct State {
         var queue: [InboundBatch] = []

@@ -100,7 +100,7 @@ public final class MeshTransport: Sendable {
     public func receiveEvents(on loop: any EventLoop, _ receive: @escaping @Sendable (TransportEvent) -> Void) {
         core.eventReceiver.withLock { receiver in
             precondition(receiver == nil, "MeshTransport.receiveEvents is called once")
-            receiver = TransportCore.EventReceiver(loop: loop, receive: receive)
+            receiver = LoopConsumer(loop: loop, receive: receive)
         }
     }
 
@@ -255,16 +255,11 @@ final class TransportCore: ConnectionObserver, Sendable {
     let eventContinuation: AsyncStream<TransportEvent>.Continuation
     /// Where events go instead of `events`, once set (`MeshTransport.receiveEvents`). Its own lock:
     /// `publish` reads it with `state`'s held, and nothing takes `state` while holding this one.
-    let eventReceiver = Mutex<EventReceiver?>(nil)
+    /// Each event is submitted to its loop: events are published under the state lock, where no
+    /// consumer may run.
+    let eventReceiver = Mutex<LoopConsumer<TransportEvent>?>(nil)
     let logger: Logger
     let state: Mutex<State>
-
-    /// A consumer of `TransportEvent`s on an event loop; each is submitted to the loop (events are
-    /// published under the state lock, where no consumer may run).
-    struct EventReceiver: Sendable {
-        let loop: any EventLoop
-        let receive: @Sendable (TransportEvent) -> Void
-    }
 
     init(
         identity: NodeIdentity, admission: AdmissionPolicy, configuration: MeshTransportConfiguration,
@@ -486,7 +481,7 @@ final class TransportCore: ConnectionObserver, Sendable {
     /// (a receiver's loop runs its tasks in the order they were submitted).
     private func publish(_ event: TransportEvent) {
         if let receiver = eventReceiver.withLock({ $0 }) {
-            receiver.loop.execute { receiver.receive(event) }
+            receiver.submit(event)
         } else if case .dropped = eventContinuation.yield(event) {
             counters.increment(.eventOverflow)
         }

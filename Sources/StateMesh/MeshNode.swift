@@ -186,7 +186,7 @@ public actor MeshNode: Service {
         transport.receiveEvents(on: eventLoop) { event in
             self.assumeIsolated { $0.handleSessionEvent(event) }
         }
-        refreshSessions(now: now())
+        refreshSessions()
         await withGracefulShutdownHandler {
             for await _ in signal { break }
         } onGracefulShutdown: {
@@ -449,37 +449,41 @@ public actor MeshNode: Service {
         switch event {
         case .sessionEstablished(let peer):
             guard !isOffline, !blockedPeers.contains(peer) else { return }
-            let member = MemberID(bytes: peer.bytes)
-            guard sessions[member] == nil else { return }
-            sessions[member] = peer
-            if membership != nil {
-                let actions = membership!.sessionEstablished(with: member, now: now())
-                handle(actions)
-            }
+            sessionCameUp(peer, now: now())
         case .sessionClosed(let peer, _):
-            sessions[MemberID(bytes: peer.bytes)] = nil
-            outboxes[peer] = nil
+            sessionWentDown(peer)
         }
     }
 
-    /// Makes `sessions` the transport's sessions less the peers cut off by `goOffline()` or `block`:
-    /// membership hears of those that came up, and those that went are forgotten. At start, and when
-    /// offline mode or a block changes; sessions that come and go meanwhile arrive as events.
-    private func refreshSessions(now time: Instant) {
-        let connected = transport.connectedPeers
-        var current: [MemberID: NodeID] = [:]
-        for peer in connected where !isOffline && !blockedPeers.contains(peer) { current[MemberID(bytes: peer.bytes)] = peer }
-        for (member, peer) in current where sessions[member] == nil {
-            sessions[member] = peer
-            if membership != nil {
-                let actions = membership!.sessionEstablished(with: member, now: time)
-                handle(actions)
-            }
+    /// Makes `sessions` the transport's sessions less the peers cut off by `goOffline()` or `block`. At
+    /// start, and when offline mode or a block changes; sessions that come and go meanwhile arrive as
+    /// events.
+    private func refreshSessions() {
+        guard phase == .running else { return }
+        let time = now()
+        var current = Set<NodeID>()
+        for peer in transport.connectedPeers where !isOffline && !blockedPeers.contains(peer) {
+            current.insert(peer)
+            sessionCameUp(peer, now: time)
         }
-        for (member, peer) in sessions where current[member] == nil {
-            sessions[member] = nil
-            outboxes[peer] = nil
+        for peer in sessions.values where !current.contains(peer) { sessionWentDown(peer) }
+    }
+
+    /// Records a session with `peer`; membership hears of it unless one was recorded already.
+    private func sessionCameUp(_ peer: NodeID, now time: Instant) {
+        let member = MemberID(bytes: peer.bytes)
+        guard sessions[member] == nil else { return }
+        sessions[member] = peer
+        if membership != nil {
+            let actions = membership!.sessionEstablished(with: member, now: time)
+            handle(actions)
         }
+    }
+
+    /// Forgets the session with `peer` and its outbox.
+    private func sessionWentDown(_ peer: NodeID) {
+        sessions[MemberID(bytes: peer.bytes)] = nil
+        outboxes[peer] = nil
     }
 
     // MARK: Inbound
@@ -953,13 +957,13 @@ public actor MeshNode: Service {
     public func goOffline() {
         isOffline = true
         outboxes = [:]
-        if phase == .running { refreshSessions(now: now()) }
+        refreshSessions()
     }
 
     /// Resumes exchanging messages after `goOffline()`.
     public func goOnline() {
         isOffline = false
-        if phase == .running { refreshSessions(now: now()) }
+        refreshSessions()
     }
 
     /// Whether `goOffline()` is in force.
@@ -972,13 +976,13 @@ public actor MeshNode: Service {
     package func block(_ peers: Set<NodeID>) {
         blockedPeers.formUnion(peers)
         for peer in peers { outboxes[peer] = nil }
-        if phase == .running { refreshSessions(now: now()) }
+        refreshSessions()
     }
 
     /// Ends a `block`.
     package func unblock(_ peers: Set<NodeID>) {
         blockedPeers.subtract(peers)
-        if phase == .running { refreshSessions(now: now()) }
+        refreshSessions()
     }
 
     // MARK: Time
