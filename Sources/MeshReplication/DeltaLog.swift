@@ -3,10 +3,23 @@ import MeshCRDT
 /// A domain's delta log: delivered records per origin in sequence order, bounded by
 /// count and bytes, truncated from the oldest at causal stability or at its cap.
 ///
+/// The records sit in one array in delivery order (`slots`), each with its encoded size and
+/// when it was delivered; per origin, an index lists its records' last sequences and
+/// delivery positions. Evicting at the cap walks the delivery order from its oldest end and
+/// reads nothing but that array: the per-origin indexes are trimmed lazily (an index entry
+/// older than the oldest slot is stale), which keeps eviction, done by every replica for
+/// every record it delivers once the log is full, clear of cache misses on per-origin
+/// storage and on the records themselves.
+///
 /// ### Invariants
-/// - per origin, records are sorted by `lastSequence`, strictly increasing;
+/// - a record's delivery index is `base + its position in slots`; indexes grow with delivery;
+/// - per origin, the index entries from `head` on are in delivery order and in sequence order
+///   (strictly increasing `lastSequence`); those with a delivery index below `firstLiveIndex`
+///   were evicted (a prefix), every other one names a slot that holds its record;
+/// - a slot from `slotHead` on holds a record unless stability truncated it;
 /// - `count`/`byteCount` are the number and encoded bytes of the records held.
 struct DeltaLog: Sendable {
+    /// A logged record as the log hands it out.
     struct Entry: Sendable {
         var record: DeltaRecord
         /// Position in this replica's delivery order (a causal order).
@@ -15,201 +28,268 @@ struct DeltaLog: Sendable {
         var deliveredAt: Instant
     }
 
-    struct OriginLog: Sendable {
-        var entries: [Entry] = []
+    /// A record in delivery order, with what eviction and repairs read of it kept inline.
+    private struct Slot: Sendable {
+        /// `nil` once truncated at stability.
+        var record: DeltaRecord?
+        var deliveredAt: Instant
+        var byteCount: Int
+    }
+
+    /// One record of an origin: its last sequence (binary searches read no record) and where
+    /// it is in the delivery order.
+    private struct Mark: Sendable {
+        var lastSequence: UInt64
+        var deliveryIndex: UInt64
+    }
+
+    /// One origin's records in sequence order.
+    private struct OriginIndex: Sendable {
+        var marks: [Mark] = []
         var head = 0
 
-        var live: ArraySlice<Entry> { entries[head...] }
-
-        /// Whether no live entry is left.
-        var isEmpty: Bool { head == entries.count }
-
-        /// Drops the oldest live entry if it is the one delivered at `deliveryIndex` (the order of
-        /// deliveries still lists entries that stability already truncated), returning its
-        /// encoded bytes and whether no live entry is left (one table lookup for both when called
-        /// through the table's optional chaining). The record is not copied out: every replica
-        /// holds the same record objects, and a retain and release per eviction contends on
-        /// their reference counts when replicas step on several threads.
-        mutating func dropFront(ifDeliveredAt deliveryIndex: UInt64) -> (byteCount: Int, isEmpty: Bool)? {
-            guard head < entries.count, entries[head].deliveryIndex == deliveryIndex else { return nil }
-            let byteCount = entries[head].record.encodedByteCount
-            head += 1
-            if head * 2 >= entries.count {
-                entries.removeFirst(head)
+        /// Drops the marks of evicted records (delivered before `firstLive`), and the storage of
+        /// dropped marks once they are at least half of the array (an origin's array then holds
+        /// at most twice its live marks, plus one).
+        mutating func trim(firstLive: UInt64) {
+            while head < marks.count && marks[head].deliveryIndex < firstLive { head += 1 }
+            if head > 0 && head * 2 >= marks.count {
+                marks.removeFirst(head)
                 head = 0
             }
-            return (byteCount, isEmpty)
         }
 
-        /// Removes the oldest live entry. Dead entries are dropped once they are at least half of
-        /// the array, so an origin's array holds at most twice its live entries (plus one): at a
-        /// thousand origins per log, a fixed allowance of dead entries per origin held more memory
-        /// than the live records, and kept every evicted record alive.
-        mutating func popFront() -> Entry {
-            let entry = entries[head]
-            head += 1
-            if head * 2 >= entries.count {
-                entries.removeFirst(head)
-                head = 0
+        mutating func append(_ mark: Mark, firstLive: UInt64) {
+            trim(firstLive: firstLive)
+            marks.append(mark)
+        }
+
+        /// The position in `marks` of the first live mark (the stale prefix is skipped by binary
+        /// search: indexes are trimmed only when touched).
+        func firstLive(_ firstLiveIndex: UInt64) -> Int {
+            var low = head
+            var high = marks.count
+            while low < high {
+                let mid = (low + high) / 2
+                if marks[mid].deliveryIndex < firstLiveIndex { low = mid + 1 } else { high = mid }
             }
-            return entry
+            return low
         }
     }
 
-    private(set) var origins: [ReplicaID: OriginLog] = [:]
-    /// Delivery order of (origin, deliveryIndex) for eviction at the cap; entries
-    /// already truncated by stability are skipped lazily.
-    private var order: [(origin: ReplicaID, index: UInt64)] = []
-    private var orderHead = 0
+    private var slots: [Slot] = []
+    /// The oldest slot not evicted.
+    private var slotHead = 0
+    /// The delivery index of `slots[0]`.
+    private var base: UInt64 = 1
+    private var origins: [ReplicaID: OriginIndex] = [:]
     private(set) var count = 0
     private(set) var byteCount = 0
-    private var nextIndex: UInt64 = 0
     /// Records evicted by the cap (not by stability) since creation.
     private(set) var evictedCount = 0
 
+    /// The delivery index of the oldest slot not evicted: marks below it are stale.
+    private var firstLiveIndex: UInt64 { base + UInt64(slotHead) }
+
+    private func slotPosition(_ deliveryIndex: UInt64) -> Int { Int(deliveryIndex - base) }
+
     mutating func append(_ record: DeltaRecord, at now: Instant) {
-        nextIndex += 1
-        origins[record.origin, default: OriginLog()].entries.append(
-            Entry(record: record, deliveryIndex: nextIndex, deliveredAt: now))
-        order.append((record.origin, nextIndex))
+        let deliveryIndex = base + UInt64(slots.count)
+        let firstLive = firstLiveIndex
+        slots.append(Slot(record: record, deliveredAt: now, byteCount: record.encodedByteCount))
+        origins[record.origin, default: OriginIndex()].append(
+            Mark(lastSequence: record.lastSequence, deliveryIndex: deliveryIndex), firstLive: firstLive)
         count += 1
         byteCount += record.encodedByteCount
     }
 
     /// Replaces the newest record of `origin` (an open local delta-group that grew).
     mutating func replaceLast(of origin: ReplicaID, with record: DeltaRecord) {
-        // Moved out of the dictionary, the entries are uniquely referenced and change in place: a
-        // copy (`var log = origins[origin]`) would copy the whole array on write, once per write.
-        guard var log = origins.removeValue(forKey: origin), log.entries.count > log.head else {
-            preconditionFailure("no record of \(origin) to replace")
-        }
-        let last = log.entries.count - 1
-        byteCount += record.encodedByteCount - log.entries[last].record.encodedByteCount
-        log.entries[last].record = record
-        origins[origin] = log
+        guard let mark = newestMark(of: origin) else { preconditionFailure("no record of \(origin) to replace") }
+        let position = slotPosition(mark.deliveryIndex)
+        byteCount += record.encodedByteCount - slots[position].byteCount
+        slots[position].record = record
+        slots[position].byteCount = record.encodedByteCount
+        origins[origin]!.marks[origins[origin]!.marks.endIndex - 1].lastSequence = record.lastSequence
     }
 
     /// Whether the newest record of the whole log is `origin`'s and starts at `firstSequence`
     /// (an open delta-group that may still grow: growing it keeps delivery order a causal order).
     func isNewestOverall(_ origin: ReplicaID, firstSequence: UInt64) -> Bool {
-        guard let log = origins[origin], log.entries.count > log.head else { return false }
-        let newest = log.entries[log.entries.count - 1]
-        return newest.deliveryIndex == nextIndex && newest.record.firstSequence == firstSequence
+        guard slots.count > slotHead, let newest = slots[slots.count - 1].record else { return false }
+        return newest.origin == origin && newest.firstSequence == firstSequence
     }
 
     /// The newest record of `origin`, if any.
     func last(of origin: ReplicaID) -> DeltaRecord? {
-        guard let log = origins[origin], log.entries.count > log.head else { return nil }
-        return log.entries[log.entries.count - 1].record
+        newestMark(of: origin).map { slots[slotPosition($0.deliveryIndex)].record! }
     }
+
+    private func newestMark(of origin: ReplicaID) -> Mark? {
+        guard let index = origins[origin], let mark = index.marks.last, index.marks.count > index.head,
+            mark.deliveryIndex >= firstLiveIndex
+        else { return nil }
+        return mark
+    }
+
+    /// The newest record of every origin with records in the log.
+    var newestRecords: [DeltaRecord] { origins.keys.compactMap { last(of: $0) } }
 
     /// Evicts the oldest records while over either bound.
     mutating func enforce(maximumCount: Int, maximumBytes: Int) {
-        while count > maximumCount || byteCount > maximumBytes, orderHead < order.count {
-            let (origin, index) = order[orderHead]
-            orderHead += 1
-            // Changed in place in the table (one lookup; the entries stay uniquely referenced).
-            guard let (bytes, isEmpty) = origins[origin]?.dropFront(ifDeliveredAt: index) else { continue }
-            count -= 1
-            byteCount -= bytes
-            evictedCount += 1
-            if isEmpty { origins[origin] = nil }
+        while count > maximumCount || byteCount > maximumBytes, slotHead < slots.count {
+            if slots[slotHead].record != nil {
+                count -= 1
+                byteCount -= slots[slotHead].byteCount
+                evictedCount += 1
+            }
+            slotHead += 1
         }
-        compactOrder()
+        compact()
     }
 
     /// Drops records every known replica delivered (`lastSequence <= stable[origin]`).
     mutating func truncate(atStable stable: VersionVector) {
+        let firstLive = firstLiveIndex
         for entry in stable.entries {
-            guard let oldest = origins[entry.replica].map({ $0.entries[$0.head] }),
-                oldest.record.lastSequence <= entry.counter, var log = origins.removeValue(forKey: entry.replica)
+            guard let index = origins[entry.replica] else { continue }
+            let first = index.firstLive(firstLive)
+            guard first < index.marks.count, index.marks[first].lastSequence <= entry.counter,
+                var changed = origins.removeValue(forKey: entry.replica)
             else { continue }
-            while !log.isEmpty, log.entries[log.head].record.lastSequence <= entry.counter {
-                let removed = log.popFront()
+            // Moved out of the table, the index is uniquely referenced and changes in place.
+            changed.head = first
+            while changed.head < changed.marks.count, changed.marks[changed.head].lastSequence <= entry.counter {
+                let position = slotPosition(changed.marks[changed.head].deliveryIndex)
                 count -= 1
-                byteCount -= removed.record.encodedByteCount
+                byteCount -= slots[position].byteCount
+                slots[position].record = nil
+                changed.head += 1
             }
-            if !log.isEmpty { origins[entry.replica] = log }
+            changed.trim(firstLive: firstLive)
+            if changed.head < changed.marks.count { origins[entry.replica] = changed }
         }
-        compactOrder()
+        compact()
     }
 
-    private mutating func compactOrder() {
+    /// Releases evicted slots, and renumbers the delivery order when records truncated at
+    /// stability (holes) outnumber the live ones.
+    private mutating func compact() {
         if count == 0 {
-            order.removeAll(keepingCapacity: true)
-            orderHead = 0
-        } else if orderHead > 1024 && orderHead * 2 > order.count {
-            order.removeFirst(orderHead)
-            orderHead = 0
+            base += UInt64(slots.count)
+            slots.removeAll(keepingCapacity: true)
+            slotHead = 0
+            origins.removeAll(keepingCapacity: true)
+            return
         }
-        // Stale entries (truncated by stability) are bounded: at most one per record
-        // ever appended since the last time the log was empty or compacted.
-        if order.count - orderHead > 4 * count + 1024 {
-            order = order[orderHead...].filter { item in
-                guard let log = origins[item.origin] else { return false }
-                return log.live.contains { $0.deliveryIndex == item.index }
+        if slotHead > 1024 && slotHead * 2 > slots.count {
+            slots.removeFirst(slotHead)
+            base += UInt64(slotHead)
+            slotHead = 0
+            // Indexes of origins that delivered nothing since are trimmed here (once per
+            // compaction, amortised over at least a thousand evictions).
+            let firstLive = firstLiveIndex
+            for origin in Array(origins.keys) {
+                origins[origin]!.trim(firstLive: firstLive)
+                if origins[origin]!.head == origins[origin]!.marks.count { origins[origin] = nil }
             }
-            orderHead = 0
+        }
+        // Holes left by stability are bounded: at most three per live record, plus a constant.
+        if slots.count - slotHead > 4 * count + 1024 {
+            let live = slots[slotHead...].filter { $0.record != nil }
+            base += UInt64(slots.count)
+            slots = live
+            slotHead = 0
+            origins.removeAll(keepingCapacity: true)
+            for (position, slot) in slots.enumerated() {
+                origins[slot.record!.origin, default: OriginIndex()].marks.append(
+                    Mark(lastSequence: slot.record!.lastSequence, deliveryIndex: base + UInt64(position)))
+            }
         }
     }
 
-    enum Lookup {
-        /// Records covering every sequence after `after` (possibly empty).
-        case records(ArraySlice<Entry>)
-        /// Some sequence after `after` is no longer in the log.
-        case compacted
-    }
-
-    /// The records of `origin` with sequences after `after`, up to `upTo` (the caller's vector).
-    func records(of origin: ReplicaID, after: UInt64, upTo: UInt64, deliveredBy cutoff: Instant? = nil) -> Lookup {
-        guard upTo > after else { return .records([]) }
-        guard let log = origins[origin] else { return .compacted }
-        let live = log.live
+    /// Appends to `result` the records of `origin` with sequences after `after`, up to `upTo`
+    /// (the caller's vector), delivered by `cutoff` when given; `false` (and nothing appended)
+    /// when some sequence after `after` is no longer in the log.
+    func appendRecords(
+        of origin: ReplicaID, after: UInt64, upTo: UInt64, deliveredBy cutoff: Instant? = nil, to result: inout [Entry]
+    ) -> Bool {
+        guard upTo > after else { return true }
+        guard let index = origins[origin] else { return false }
+        let marks = index.marks
+        let liveStart = index.firstLive(firstLiveIndex)
         // Binary search for the first record whose lastSequence > after.
-        var low = live.startIndex
-        var high = live.endIndex
+        var low = liveStart
+        var high = marks.count
         while low < high {
             let mid = (low + high) / 2
-            if live[mid].record.lastSequence <= after { low = mid + 1 } else { high = mid }
+            if marks[mid].lastSequence <= after { low = mid + 1 } else { high = mid }
         }
-        guard low < live.endIndex, live[low].record.firstSequence <= after + 1 else { return .compacted }
+        guard low < marks.count, slots[slotPosition(marks[low].deliveryIndex)].record!.firstSequence <= after + 1 else {
+            return false
+        }
         // The covered range must be contiguous up to `upTo`.
         var covered = after
         var end = low
-        while end < live.endIndex, covered < upTo {
-            if let cutoff, live[end].deliveredAt > cutoff { break }
-            let record = live[end].record
-            if record.firstSequence > covered + 1 { return .compacted }
+        while end < marks.count, covered < upTo {
+            let slot = slots[slotPosition(marks[end].deliveryIndex)]
+            if let cutoff, slot.deliveredAt > cutoff { break }
+            let record = slot.record!
+            if record.firstSequence > covered + 1 { return false }
             covered = max(covered, record.lastSequence)
             end += 1
         }
-        if covered < upTo && end < live.endIndex && cutoff == nil { return .compacted }
-        if covered < upTo && end == live.endIndex { return .compacted }
-        return .records(live[low..<end])
+        if covered < upTo && end < marks.count && cutoff == nil { return false }
+        if covered < upTo && end == marks.count { return false }
+        for mark in marks[low..<end] {
+            let slot = slots[slotPosition(mark.deliveryIndex)]
+            result.append(Entry(record: slot.record!, deliveryIndex: mark.deliveryIndex, deliveredAt: slot.deliveredAt))
+        }
+        return true
     }
 
     /// Every record held, per origin (sorted by replica) in sequence order.
     func allRecords() -> [DeltaRecord] {
-        origins.keys.sorted().flatMap { origins[$0]!.live.map(\.record) }
+        let firstLive = firstLiveIndex
+        return origins.keys.sorted().flatMap { origin in
+            let index = origins[origin]!
+            return index.marks[index.firstLive(firstLive)...].map { slots[slotPosition($0.deliveryIndex)].record! }
+        }
     }
+
+    /// Array slots held (delivery order and per-origin indexes): what the log's storage costs,
+    /// against `count`.
+    var storageSlots: Int { slots.count + origins.values.reduce(0) { $0 + $1.marks.count } }
 
     /// Checks the invariants; returns a description of the first violation.
     func violation() -> String? {
         var total = 0
         var bytes = 0
-        for (origin, log) in origins {
+        let firstLive = firstLiveIndex
+        for (origin, index) in origins {
             var previous: UInt64 = 0
-            for entry in log.live {
-                if entry.record.origin != origin { return "record of \(entry.record.origin) filed under \(origin)" }
-                if entry.record.lastSequence <= previous { return "log of \(origin) is not increasing" }
-                previous = entry.record.lastSequence
+            var previousIndex: UInt64 = 0
+            for mark in index.marks[index.firstLive(firstLive)...] {
+                guard mark.deliveryIndex >= base, slotPosition(mark.deliveryIndex) < slots.count,
+                    let record = slots[slotPosition(mark.deliveryIndex)].record
+                else { return "a live mark of \(origin) names no record" }
+                if record.origin != origin { return "record of \(record.origin) filed under \(origin)" }
+                if record.lastSequence <= previous || record.lastSequence != mark.lastSequence {
+                    return "log of \(origin) is not increasing"
+                }
+                if mark.deliveryIndex <= previousIndex { return "log of \(origin) is not in delivery order" }
+                previous = record.lastSequence
+                previousIndex = mark.deliveryIndex
                 total += 1
-                bytes += entry.record.encodedByteCount
+                bytes += record.encodedByteCount
+                if slots[slotPosition(mark.deliveryIndex)].byteCount != record.encodedByteCount {
+                    return "slot of \(record) holds the wrong size"
+                }
             }
         }
-        if total != count { return "log count \(count) but \(total) records" }
+        let slotted = slots[slotHead...].reduce(0) { $0 + ($1.record == nil ? 0 : 1) }
+        if total != count || slotted != count { return "log count \(count) but \(total) records indexed, \(slotted) slotted" }
         if bytes != byteCount { return "log bytes \(byteCount) but records hold \(bytes)" }
         return nil
     }
 }
-

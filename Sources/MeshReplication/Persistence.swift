@@ -178,10 +178,9 @@ extension ReplicaStateMachine {
     /// log no longer holds all of them (compacted at stability or at its cap).
     public func loggedRecords(in domain: String, of origin: ReplicaID, after: UInt64, upTo: UInt64) -> [DeltaRecord]? {
         guard let index = domainIndex[domain] else { return nil }
-        switch domains[index].log.records(of: origin, after: after, upTo: upTo) {
-        case .records(let entries): return entries.map(\.record)
-        case .compacted: return nil
-        }
+        var entries: [DeltaLog.Entry] = []
+        guard domains[index].log.appendRecords(of: origin, after: after, upTo: upTo, to: &entries) else { return nil }
+        return entries.map(\.record)
     }
 
     /// What `peer` is known to have delivered in `domain` (from its digests and acknowledgements).

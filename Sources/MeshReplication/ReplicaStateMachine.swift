@@ -390,10 +390,8 @@ public struct ReplicaStateMachine: Sendable {
             if let last = state.log.last(of: replicaID), last.lastSequence > state.vector[replicaID] {
                 return "\(name): own log ahead of own vector"
             }
-            for (origin, log) in state.log.origins {
-                if let last = log.live.last, last.record.lastSequence > state.vector[origin] {
-                    return "\(name): log of \(origin) beyond V"
-                }
+            for last in state.log.newestRecords where last.lastSequence > state.vector[last.origin] {
+                return "\(name): log of \(last.origin) beyond V"
             }
         }
         return nil
@@ -937,17 +935,22 @@ public struct ReplicaStateMachine: Sendable {
     }
 
     private mutating func mergeUpdates(_ record: DeltaRecord, domain index: Int, into actions: inout [ReplicationAction]) {
-        for update in record.updates {
-            if let problem = forgedClaim(update, domain: index) {
+        // The updates are read in place (`record.updates[position]`), not bound to a loop variable:
+        // a copy of each update retained its key and payload, whose reference counts every replica
+        // of a simulation (on several threads) shares with the record.
+        let updates = record.updates
+        for position in updates.indices {
+            if let problem = forgedClaim(key: updates[position].key, value: updates[position].value, domain: index) {
                 actions.append(.fail(ReplicationError(.invalidDelta, "\(record) \(problem); the update is ignored")))
                 continue
             }
             // One hash lookup, merged in place (no copy of the object).
-            let merged: Bool? = domains[index].objects[update.key]?.merge(update.value)
+            let merged: Bool? = domains[index].objects[updates[position].key]?.merge(updates[position].value)
             switch merged {
-            case nil: domains[index].objects[update.key] = update.value
+            case nil: domains[index].objects[updates[position].key] = updates[position].value
             case true?: break
             case false?:
+                let update = updates[position]
                 let existing = domains[index].objects[update.key]?.type.description ?? "?"
                 actions.append(
                     .fail(
@@ -959,14 +962,15 @@ public struct ReplicaStateMachine: Sendable {
         }
     }
 
-    /// Why `update` (remote input) cannot be merged into this replica's state: it claims more
-    /// of this replica's own events (counts or dots) than this replica issued. `nil` when sound.
-    private func forgedClaim(_ update: KeyedDelta, domain index: Int) -> String? {
-        let claimed = update.value.highestEvents(of: replicaID)
+    /// Why the update of `key` to `value` (remote input) cannot be merged into this replica's
+    /// state: it claims more of this replica's own events (counts or dots) than this replica
+    /// issued. `nil` when sound.
+    private func forgedClaim(key: String, value: ObjectValue, domain index: Int) -> String? {
+        let claimed = value.highestEvents(of: replicaID)
         guard claimed.first > 0 || claimed.second > 0 else { return nil }
-        let issued = domains[index].objects[update.key]?.highestEvents(of: replicaID) ?? (first: 0, second: 0)
+        let issued = domains[index].objects[key]?.highestEvents(of: replicaID) ?? (first: 0, second: 0)
         guard claimed.first > issued.first || claimed.second > issued.second else { return nil }
-        return "claims events \(claimed) of this replica on \(update.key), which issued \(issued)"
+        return "claims events \(claimed) of this replica on \(key), which issued \(issued)"
     }
 
     /// Delivers `record`, which extends `V[origin] == delivered`, and queues it to be relayed
@@ -1086,9 +1090,10 @@ public struct ReplicaStateMachine: Sendable {
                 other < theirEntries.count && theirEntries[other].replica == mine.replica
                 ? theirEntries[other].counter : 0
             guard mine.counter > known else { continue }
-            switch domains[index].log.records(of: mine.replica, after: known, upTo: mine.counter, deliveredBy: cutoff) {
-            case .records(let slice): entries.append(contentsOf: slice)
-            case .compacted:
+            guard
+                domains[index].log.appendRecords(
+                    of: mine.replica, after: known, upTo: mine.counter, deliveredBy: cutoff, to: &entries)
+            else {
                 sendSnapshot(domain: index, to: peer, now: now, into: &actions)
                 return
             }
@@ -1236,7 +1241,7 @@ public struct ReplicaStateMachine: Sendable {
         // Every chunk is here: merge the objects, then (only then) advance V.
         for position in 0..<current.total {
             for object in current.chunks[position] ?? [] {
-                if let problem = forgedClaim(object, domain: index) {
+                if let problem = forgedClaim(key: object.key, value: object.value, domain: index) {
                     actions.append(
                         .fail(ReplicationError(.invalidDelta, "snapshot from \(peer) \(problem); the object is ignored")))
                     continue
