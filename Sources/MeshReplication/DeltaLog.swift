@@ -48,25 +48,27 @@ struct DeltaLog: Sendable {
         var marks: [Mark] = []
         var head = 0
 
-        /// Drops the marks of evicted records (delivered before `firstLive`), and the storage of
-        /// dropped marks once they are at least half of the array (an origin's array then holds
-        /// at most twice its live marks, plus one).
+        /// Drops the marks of evicted records (delivered before `firstLive`), and their storage
+        /// once they are at least half of the array.
         mutating func trim(firstLive: UInt64) {
-            while head < marks.count && marks[head].deliveryIndex < firstLive { head += 1 }
+            head = firstLivePosition(firstLive)
             if head > 0 && head * 2 >= marks.count {
                 marks.removeFirst(head)
                 head = 0
             }
         }
 
+        /// Appends `mark`, trimming first when the array is full: stale marks are found only when
+        /// the array would grow (reading the oldest mark on every append was a cache miss per
+        /// delivery). An array holds at most about four times its live marks.
         mutating func append(_ mark: Mark, firstLive: UInt64) {
-            trim(firstLive: firstLive)
+            if marks.count == marks.capacity { trim(firstLive: firstLive) }
             marks.append(mark)
         }
 
         /// The position in `marks` of the first live mark (the stale prefix is skipped by binary
-        /// search: indexes are trimmed only when touched).
-        func firstLive(_ firstLiveIndex: UInt64) -> Int {
+        /// search: indexes are trimmed only when they would grow, and at slot compaction).
+        func firstLivePosition(_ firstLiveIndex: UInt64) -> Int {
             var low = head
             var high = marks.count
             while low < high {
@@ -153,7 +155,7 @@ struct DeltaLog: Sendable {
         let firstLive = firstLiveIndex
         for entry in stable.entries {
             guard let index = origins[entry.replica] else { continue }
-            let first = index.firstLive(firstLive)
+            let first = index.firstLivePosition(firstLive)
             guard first < index.marks.count, index.marks[first].lastSequence <= entry.counter,
                 var changed = origins.removeValue(forKey: entry.replica)
             else { continue }
@@ -217,7 +219,7 @@ struct DeltaLog: Sendable {
         guard upTo > after else { return true }
         guard let index = origins[origin] else { return false }
         let marks = index.marks
-        let liveStart = index.firstLive(firstLiveIndex)
+        let liveStart = index.firstLivePosition(firstLiveIndex)
         // Binary search for the first record whose lastSequence > after.
         var low = liveStart
         var high = marks.count
@@ -228,15 +230,15 @@ struct DeltaLog: Sendable {
         guard low < marks.count, slots[slotPosition(marks[low].deliveryIndex)].record!.firstSequence <= after + 1 else {
             return false
         }
-        // The covered range must be contiguous up to `upTo`.
+        // The covered range must be contiguous up to `upTo`. (Fields are read in place: a copy of
+        // a slot retains its record, whose count every replica of a simulation shares.)
         var covered = after
         var end = low
         while end < marks.count, covered < upTo {
-            let slot = slots[slotPosition(marks[end].deliveryIndex)]
-            if let cutoff, slot.deliveredAt > cutoff { break }
-            let record = slot.record!
-            if record.firstSequence > covered + 1 { return false }
-            covered = max(covered, record.lastSequence)
+            let position = slotPosition(marks[end].deliveryIndex)
+            if let cutoff, slots[position].deliveredAt > cutoff { break }
+            if slots[position].record!.firstSequence > covered + 1 { return false }
+            covered = max(covered, marks[end].lastSequence)
             end += 1
         }
         if covered < upTo && end < marks.count && cutoff == nil { return false }
@@ -253,7 +255,7 @@ struct DeltaLog: Sendable {
         let firstLive = firstLiveIndex
         return origins.keys.sorted().flatMap { origin in
             let index = origins[origin]!
-            return index.marks[index.firstLive(firstLive)...].map { slots[slotPosition($0.deliveryIndex)].record! }
+            return index.marks[index.firstLivePosition(firstLive)...].map { slots[slotPosition($0.deliveryIndex)].record! }
         }
     }
 
@@ -269,7 +271,7 @@ struct DeltaLog: Sendable {
         for (origin, index) in origins {
             var previous: UInt64 = 0
             var previousIndex: UInt64 = 0
-            for mark in index.marks[index.firstLive(firstLive)...] {
+            for mark in index.marks[index.firstLivePosition(firstLive)...] {
                 guard mark.deliveryIndex >= base, slotPosition(mark.deliveryIndex) < slots.count,
                     let record = slots[slotPosition(mark.deliveryIndex)].record
                 else { return "a live mark of \(origin) names no record" }

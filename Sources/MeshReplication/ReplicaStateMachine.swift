@@ -935,10 +935,18 @@ public struct ReplicaStateMachine: Sendable {
     }
 
     private mutating func mergeUpdates(_ record: DeltaRecord, domain index: Int, into actions: inout [ReplicationAction]) {
-        // The updates are read in place (`record.updates[position]`), not bound to a loop variable:
-        // a copy of each update retained its key and payload, whose reference counts every replica
-        // of a simulation (on several threads) shares with the record.
-        let updates = record.updates
+        // The updates are read in place through a buffer pointer, not bound to a loop variable
+        // or read through the array's subscript: a copy of an update retains its key and payload,
+        // whose reference counts every replica of a simulation (on several threads) shares.
+        record.updates.withUnsafeBufferPointer { updates in
+            mergeUpdates(updates, of: record, domain: index, into: &actions)
+        }
+    }
+
+    private mutating func mergeUpdates(
+        _ updates: UnsafeBufferPointer<KeyedDelta>, of record: DeltaRecord, domain index: Int,
+        into actions: inout [ReplicationAction]
+    ) {
         for position in updates.indices {
             if let problem = forgedClaim(key: updates[position].key, value: updates[position].value, domain: index) {
                 actions.append(.fail(ReplicationError(.invalidDelta, "\(record) \(problem); the update is ignored")))

@@ -202,9 +202,14 @@ extension Simulation {
         }
         report.writesNotEverywhere = unfinished
         if report.converged { checkFinalState() } else { fail("did not converge within \(scenario.healIntervals) rounds of healing") }
+        // Each replica's own invariants (its whole log and buffers: on `threads` threads), reported in node order.
+        let replicasAtEnd = replicas
+        let problems = parallelMap(scenario.nodes, threads: scenario.effectiveThreads) { node in
+            replicasAtEnd[node]?.invariantViolation()
+        }
         for node in 0..<scenario.nodes {
             guard let replica = replicas[node] else { continue }
-            if let problem = replica.invariantViolation() {
+            if let problem = problems[node] {
                 report.capViolations += 1
                 fail("node \(node) at the end: \(problem)")
             }
@@ -241,23 +246,10 @@ extension Simulation {
             let vector = reference.vector(of: domain.name) ?? VersionVector()
             let objects = reference.objects(in: domain.name) ?? [:]
             // Every replica against node 0, on `threads` threads (read-only); reported in node order.
-            var differences = [(vector: Bool, state: Bool)](repeating: (false, false), count: live.count)
-            differences.withUnsafeMutableBufferPointer { buffer in
-                let results = SharedResults(buffer: buffer)
-                let chunk = max(1, (live.count + 4 * threads - 1) / (4 * threads))
-                let compare: @Sendable (Int) -> Void = { item in
-                    for node in (item * chunk)..<min(live.count, (item + 1) * chunk) where node > 0 {
-                        results.buffer[node] = (
-                            live[node].vector(of: domain.name) != vector, live[node].objects(in: domain.name) != objects
-                        )
-                    }
-                }
-                let items = (live.count + chunk - 1) / chunk
-                if threads > 1 {
-                    DispatchQueue.concurrentPerform(iterations: items, execute: compare)
-                } else {
-                    for item in 0..<items { compare(item) }
-                }
+            let differences = parallelMap(live.count, threads: threads) { node in
+                node == 0
+                    ? (vector: false, state: false)
+                    : (vector: live[node].vector(of: domain.name) != vector, state: live[node].objects(in: domain.name) != objects)
             }
             for node in 1..<live.count {
                 if differences[node].vector {
@@ -325,7 +317,31 @@ struct CheckerRows: @unchecked Sendable {
     let deliveredTotals: UnsafeMutableBufferPointer<Int>
 }
 
-/// Per-replica results of the final comparison, each slot written by one thread only.
-struct SharedResults: @unchecked Sendable {
-    let buffer: UnsafeMutableBufferPointer<(vector: Bool, state: Bool)>
+/// `body` of `0..<count` on `threads` threads (a few chunks per thread), the results in index order.
+/// `body` must only read shared state.
+func parallelMap<Result>(_ count: Int, threads: Int, _ body: @Sendable (Int) -> Result) -> [Result] {
+    var results = [Result?](repeating: nil, count: count)
+    results.withUnsafeMutableBufferPointer { buffer in
+        let slots = ResultSlots(buffer: buffer)
+        let chunk = max(1, (count + 4 * threads - 1) / (4 * threads))
+        let items = (count + chunk - 1) / chunk
+        // `body` does not escape: every item has run when concurrentPerform returns.
+        withoutActuallyEscaping(body) { body in
+            let run: @Sendable (Int) -> Void = { item in
+                // Each index belongs to one item, so no two threads write one slot.
+                for index in (item * chunk)..<min(count, (item + 1) * chunk) { slots.buffer[index] = body(index) }
+            }
+            if threads > 1 {
+                DispatchQueue.concurrentPerform(iterations: items, execute: run)
+            } else {
+                for item in 0..<items { run(item) }
+            }
+        }
+    }
+    return results.map { $0! }
+}
+
+/// Result slots of `parallelMap`, each written by one thread only.
+private struct ResultSlots<Result>: @unchecked Sendable {
+    let buffer: UnsafeMutableBufferPointer<Result?>
 }
