@@ -6,8 +6,9 @@
 #   (default options: the N=1000 proxy, --nodes 1000 --writes 10000 --log-cap 8192)
 #
 # On a shared machine one run's CPU time moves by ±15% with the load; two runs side by side see the
-# same load, so their difference is what the change did (an A/A pair of one build agrees within 1%).
-# Needs two free cores and twice the memory of one run; run it twice, swapping the order.
+# same load, so their difference is mostly what the change did. Mostly: A/A pairs of one build agreed
+# within 1% on some days and differed by 4.5% and 8.8% on another (2026-11-22), so run an A/A pair
+# first, and several pairs in both orders. Needs two free cores and twice the memory of one run.
 set -euo pipefail
 [ $# -ge 2 ] || { sed -n '2,10p' "$0"; exit 2; }
 old=$1
