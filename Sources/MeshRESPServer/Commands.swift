@@ -157,7 +157,12 @@ extension RESPConnectionHandler {
     /// Resolves a key argument: plain → the default domain; `fabric://DOMAIN/PATH` → that domain.
     func resolve(_ argument: ByteBuffer, node: isolated MeshNode) throws(CommandError) -> Key {
         let text = try Self.text(argument)
-        if argument.readableBytesView.starts(with: Self.schemeBytes) {
+        // The first byte decides for most keys: comparing through the view is a generic loop over
+        // bounds-checked byte reads (2.5% of a node's time at INCR -P 16).
+        if argument.readableBytes >= Self.schemeBytes.count,
+            argument.getInteger(at: argument.readerIndex, as: UInt8.self) == Self.schemeBytes[0],
+            argument.readableBytesView.starts(with: Self.schemeBytes)
+        {
             let address: MeshAddress
             do { address = try MeshAddress(text) } catch { throw CommandError("ERR \(error.message)") }
             guard node.replicates(address.domain) else {
