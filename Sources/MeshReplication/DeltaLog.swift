@@ -108,11 +108,11 @@ struct DeltaLog: Sendable {
     /// Replaces the newest record of `origin` (an open local delta-group that grew).
     mutating func replaceLast(of origin: ReplicaID, with record: DeltaRecord) {
         guard let mark = newestMark(of: origin) else { preconditionFailure("no record of \(origin) to replace") }
-        let position = slotPosition(mark.deliveryIndex)
+        let position = slotPosition(mark.mark.deliveryIndex)
         byteCount += record.encodedByteCount - slots[position].byteCount
         slots[position].record = record
         slots[position].byteCount = record.encodedByteCount
-        origins[origin]!.marks[origins[origin]!.marks.endIndex - 1].lastSequence = record.lastSequence
+        origins[origin]!.marks[mark.position].lastSequence = record.lastSequence
     }
 
     /// Whether the newest record of the whole log is `origin`'s and starts at `firstSequence`
@@ -124,14 +124,15 @@ struct DeltaLog: Sendable {
 
     /// The newest record of `origin`, if any.
     func last(of origin: ReplicaID) -> DeltaRecord? {
-        newestMark(of: origin).map { slots[slotPosition($0.deliveryIndex)].record! }
+        newestMark(of: origin).map { slots[slotPosition($0.mark.deliveryIndex)].record! }
     }
 
-    private func newestMark(of origin: ReplicaID) -> Mark? {
+    /// The newest live mark of `origin` and its position in the origin's index.
+    private func newestMark(of origin: ReplicaID) -> (mark: Mark, position: Int)? {
         guard let index = origins[origin], let mark = index.marks.last, index.marks.count > index.head,
             mark.deliveryIndex >= firstLiveIndex
         else { return nil }
-        return mark
+        return (mark, index.marks.count - 1)
     }
 
     /// The newest record of every origin with records in the log.
