@@ -10,9 +10,11 @@
 #   redis-tools, redis-server  the RESP front door's checks and benchmark (redis-cli, redis-benchmark,
 #                              and a plain redis-server to compare with)
 #   python3-pip                to install redis-py (`redis` >= 5, for RESP3) when python3 lacks it
+#   iproute2, iptables         scripts/partition-test.sh: nodes in network namespaces, a partition
+#                              made with iptables
 set -euo pipefail
 
-packages=(libsodium-dev pkg-config lld libjemalloc-dev libsqlite3-dev redis-tools redis-server python3-pip)
+packages=(libsodium-dev pkg-config lld libjemalloc-dev libsqlite3-dev redis-tools redis-server python3-pip iproute2 iptables)
 missing=()
 for package in "${packages[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'install ok installed'; then

@@ -67,6 +67,13 @@ scripts/examples.sh
 step "RESP compatibility (compat.py and redis-cli against a 3-node mesh)"
 MESH=.build/debug/mesh scripts/resp-compat.sh
 
+step "network partition (three nodes in network namespaces, cut apart with iptables)"
+if [ "$(id -u)" = 0 ]; then
+    MESH=.build/debug/mesh scripts/partition-test.sh
+else
+    echo "test.sh: skipped: network namespaces and iptables need root (run scripts/partition-test.sh as root)"
+fi
+
 smoke=${FUZZ_SMOKE_SECONDS:-30}
 if [ "$smoke" != "0" ]; then
     step "fuzz: replay Fuzz/FailCases"
