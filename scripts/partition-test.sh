@@ -9,7 +9,8 @@
 #
 # Environment: MESH (a prebuilt `mesh`; default: this checkout's release build), PARTITION_SECONDS
 # (how long node 3 stays cut off, default 8), CONVERGE_SECONDS (how long the mesh may take to agree
-# after healing, default 60), LOGS (a directory to copy the nodes' logs into before cleaning up). Needs `ip`, `iptables` and `redis-cli` (scripts/bootstrap.sh installs them).
+# after healing, default 60), LOGS (a directory to copy the nodes' logs into before cleaning up).
+# Needs `ip`, `iptables` and `redis-cli` (scripts/bootstrap.sh installs them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "partition-test: needs root (network namespaces, iptables)" >&2; exit 2; }
@@ -104,7 +105,7 @@ EOF
     pids+=($!)
 done
 
-# until SECONDS DESCRIPTION COMMAND...: polls COMMAND every 0.2 s until it succeeds, or fails the test.
+# until_true SECONDS DESCRIPTION COMMAND...: polls COMMAND every 0.2 s until it succeeds, or fails the test.
 until_true() {
     local seconds=$1 description=$2
     shift 2
@@ -117,7 +118,8 @@ until_true() {
 all_answer() { for n in 1 2 3; do [ "$(cli "$n" PING 2>/dev/null)" = PONG ] || return 1; done; }
 until_true 60 "the three front doors answer PING" all_answer
 
-# same KEY VALUE: every node reads VALUE at KEY (GET; SMEMBERS sorted for sets).
+# same_get KEY VALUE / same_members KEY MEMBERS: every node reads VALUE at KEY (GET), or MEMBERS (the
+# set's members sorted, space-separated).
 same_get() { for n in 1 2 3; do [ "$(cli "$n" GET "$1")" = "$2" ] || return 1; done; }
 same_members() {
     for n in 1 2 3; do [ "$(cli "$n" SMEMBERS "$1" | sort | tr '\n' ' ')" = "$2" ] || return 1; done
