@@ -129,14 +129,19 @@ struct DeltaLog: Sendable {
 
     /// The newest live mark of `origin` and its position in the origin's index.
     private func newestMark(of origin: ReplicaID) -> (mark: Mark, position: Int)? {
-        guard let index = origins[origin], let mark = index.marks.last, index.marks.count > index.head,
-            mark.deliveryIndex >= firstLiveIndex
+        origins[origin].flatMap(newestMark(in:))
+    }
+
+    private func newestMark(in index: OriginIndex) -> (mark: Mark, position: Int)? {
+        guard let mark = index.marks.last, index.marks.count > index.head, mark.deliveryIndex >= firstLiveIndex
         else { return nil }
         return (mark, index.marks.count - 1)
     }
 
     /// The newest record of every origin with records in the log.
-    var newestRecords: [DeltaRecord] { origins.keys.compactMap { last(of: $0) } }
+    var newestRecords: [DeltaRecord] {
+        origins.values.compactMap { newestMark(in: $0).map { slots[slotPosition($0.mark.deliveryIndex)].record! } }
+    }
 
     /// Evicts the oldest records while over either bound.
     mutating func enforce(maximumCount: Int, maximumBytes: Int) {
@@ -191,11 +196,16 @@ struct DeltaLog: Sendable {
             slotHead = 0
             // Indexes of origins that delivered nothing since are trimmed here (once per
             // compaction, amortised over at least a thousand evictions).
+            // In place, by position (no key hashed); origins left without live records go after.
             let firstLive = firstLiveIndex
-            for origin in Array(origins.keys) {
-                origins[origin]!.trim(firstLive: firstLive)
-                if origins[origin]!.head == origins[origin]!.marks.count { origins[origin] = nil }
+            var anyEmpty = false
+            var position = origins.startIndex
+            while position != origins.endIndex {
+                origins.values[position].trim(firstLive: firstLive)
+                if origins.values[position].head == origins.values[position].marks.count { anyEmpty = true }
+                origins.formIndex(after: &position)
             }
+            if anyEmpty { origins = origins.filter { $0.value.head < $0.value.marks.count } }
         }
         // Holes left by stability are bounded: at most three per live record, plus a constant.
         if slots.count - slotHead > 4 * count + 1024 {
