@@ -178,6 +178,12 @@ public struct ReplicationConfiguration: Sendable, Hashable {
     public var maximumStabilityPeers: Int = 128
     /// Limits for decoding messages.
     public var codecLimits: CodecLimits = .default
+    /// Whether a replica takes the result another replica of this process published for merging
+    /// the same record update into an identical object version, instead of merging again (and
+    /// publishes its own). For many replicas in one process (the simulator): their objects share
+    /// storage and each merge is done about once per process. A node, with one replica per
+    /// process, gains nothing and would keep each merged object's old version alive. Default `false`.
+    public var sharesMergeResults: Bool = false
 
     /// The defaults listed on each property.
     public init() {}

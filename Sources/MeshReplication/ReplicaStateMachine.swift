@@ -169,13 +169,13 @@ public struct ReplicaStateMachine: Sendable {
         }
 
         /// The group as a record.
-        func record(origin: ReplicaID) -> DeltaRecord {
+        func record(origin: ReplicaID, sharingMerges: Bool) -> DeltaRecord {
             var updates: [KeyedDelta] = []
             updates.reserveCapacity(keys.count)
             for position in keys.indices { updates.append(KeyedDelta(key: keys[position], value: values[position])) }
             return DeltaRecord(
                 origin: origin, firstSequence: firstSequence, lastSequence: lastSequence, timestamp: timestamp,
-                requestsAcknowledgement: requestsAcknowledgement, updates: updates)
+                requestsAcknowledgement: requestsAcknowledgement, updates: updates, sharingMerges: sharingMerges)
         }
     }
 
@@ -295,7 +295,8 @@ public struct ReplicaStateMachine: Sendable {
                 if let group = $0.openGroup, group.isAheadOfLog,
                     log.last(of: replicaID)?.firstSequence == group.firstSequence
                 {
-                    log.replaceLast(of: replicaID, with: group.record(origin: replicaID))
+                    let record = group.record(origin: replicaID, sharingMerges: configuration.sharesMergeResults)
+                    log.replaceLast(of: replicaID, with: record)
                 }
                 return PersistedReplica.Domain(
                     configuration: $0.configuration, objects: $0.objects, vector: $0.vector, log: log)
@@ -506,7 +507,8 @@ public struct ReplicaStateMachine: Sendable {
         // The write as a delta of its own (also what it costs on the wire when not grouped).
         let single = DeltaRecord(
             origin: replicaID, firstSequence: sequence, lastSequence: sequence, timestamp: recordTimestamp,
-            requestsAcknowledgement: wantsAcknowledgement, updates: [update])
+            requestsAcknowledgement: wantsAcknowledgement, updates: [update],
+            sharingMerges: configuration.sharesMergeResults)
         // Join the open delta-group only if nothing was delivered since it opened: a group
         // must not jump ahead of a remote delta one of its writes observed. The group is joined
         // in place; its record is made when it closes or the log is read (`materializeOpenGroup`).
@@ -952,8 +954,13 @@ public struct ReplicaStateMachine: Sendable {
                 actions.append(.fail(ReplicationError(.invalidDelta, "\(record) \(problem); the update is ignored")))
                 continue
             }
-            // One hash lookup, merged in place (no copy of the object).
-            let merged: Bool? = domains[index].objects[updates[position].key]?.merge(updates[position].value)
+            let merged: Bool?
+            if configuration.sharesMergeResults, let shared = record.sharedMerges {
+                merged = mergeSharing(updates[position], at: position, of: shared, domain: index)
+            } else {
+                // One hash lookup, merged in place (no copy of the object).
+                merged = domains[index].objects[updates[position].key]?.merge(updates[position].value)
+            }
             switch merged {
             case nil: domains[index].objects[updates[position].key] = updates[position].value
             case true?: break
@@ -968,6 +975,28 @@ public struct ReplicaStateMachine: Sendable {
                         )))
             }
         }
+    }
+
+    /// Merges `update` (number `position` of its record) into its object, taking the result another
+    /// replica of this process published for an identical version of the object, or publishing
+    /// this one's (`SharedMerges`). `nil` when the key has no object yet, `false` (and no change)
+    /// when its object has another type.
+    private mutating func mergeSharing(
+        _ update: KeyedDelta, at position: Int, of shared: SharedMerges, domain index: Int
+    ) -> Bool? {
+        guard let slot = domains[index].objects.index(forKey: update.key) else { return nil }
+        let identity = withUnsafeMutablePointer(to: &domains[index].objects.values[slot]) { ObjectIdentity(of: $0) }
+        guard let identity else { return domains[index].objects.values[slot].merge(update.value) }
+        if let result = shared.result(at: position, identity: identity) {
+            domains[index].objects.values[slot] = result
+            return true
+        }
+        let base = domains[index].objects.values[slot]
+        var merged = base
+        guard merged.merge(update.value) else { return false }
+        domains[index].objects.values[slot] =
+            shared.publish(at: position, identity: identity, base: base, result: merged) ?? merged
+        return true
     }
 
     /// Why the update of `key` to `value` (remote input) cannot be merged into this replica's
@@ -1343,7 +1372,7 @@ public struct ReplicaStateMachine: Sendable {
         guard group.isAheadOfLog, domains[index].log.last(of: replicaID)?.firstSequence == group.firstSequence else {
             return domains[index].log.last(of: replicaID)
         }
-        let record = group.record(origin: replicaID)
+        let record = group.record(origin: replicaID, sharingMerges: configuration.sharesMergeResults)
         domains[index].log.replaceLast(of: replicaID, with: record)
         domains[index].log.enforce(
             maximumCount: configuration.maximumLogDeltas, maximumBytes: configuration.maximumLogBytes)

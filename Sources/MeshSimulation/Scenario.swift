@@ -63,6 +63,11 @@ public struct Scenario: Sendable, Hashable {
     public var repairDelayIntervals: UInt64 = 3
     /// Rounds allowed after healing before the run is declared not converged.
     public var healIntervals: Int = 400
+    /// Replicas take the result another replica published for merging the same update into an
+    /// identical object version (`ReplicationConfiguration.sharesMergeResults`): their objects
+    /// share storage, and each merge runs about once per process instead of once per replica.
+    /// The run and its report are the same either way.
+    public var sharesMergeResults: Bool = true
     /// Round-trip every message through its binary encoding (slower; proves the wire path).
     public var encodesMessages: Bool = false
     /// Check every replica's internal invariants after every event (slower).
@@ -108,6 +113,7 @@ public struct Scenario: Sendable, Hashable {
         configuration.gossipIntervalMilliseconds = intervalMilliseconds
         configuration.graftTimeoutMilliseconds = 2 * intervalMilliseconds
         configuration.repairDelayMilliseconds = repairDelayIntervals * intervalMilliseconds
+        configuration.sharesMergeResults = sharesMergeResults
         return configuration
     }
 }

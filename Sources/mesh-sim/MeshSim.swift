@@ -58,6 +58,12 @@ struct MeshSim: ParsableCommand {
             "Back the heap with transparent huge pages (glibc.malloc.hugetlb=1; on glibc mesh-sim restarts itself with that tunable unless GLIBC_TUNABLES sets it). A large mesh is bound by memory latency: about 14% less CPU at 1,000 nodes."
     )
     var hugePages = true
+    @Flag(
+        name: .customLong("share-merges"), inversion: .prefixedNo,
+        help:
+            "Replicas take the result another replica published for merging the same update into an identical object version, so their objects share storage (the report is the same either way)."
+    )
+    var sharesMergeResults = true
     @Option(
         name: .customLong("progress"),
         help:
@@ -100,6 +106,7 @@ struct MeshSim: ParsableCommand {
         scenario.encodesMessages = wire
         scenario.checksEveryStep = paranoid
         scenario.threads = threads
+        scenario.sharesMergeResults = sharesMergeResults
         return scenario
     }
 

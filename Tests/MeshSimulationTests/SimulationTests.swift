@@ -103,6 +103,34 @@ struct SimulationTests {
         #expect(sequential.parallelBatches == 0 && expected.messagesSent > 0)
     }
 
+    @Test(
+        "sharing merge results between replicas changes neither the run nor any replica's state",
+        arguments: parallelCases.indices)
+    func sharedMergesReplayTheSameRun(index: Int) {
+        let (mix, seed) = parallelCases[index]
+        var scenario = mix.scenario(seed: seed)
+        scenario.sharesMergeResults = false
+        var merging = Simulation(scenario)
+        let expected = merging.run()
+        scenario.sharesMergeResults = true
+        scenario.threads = 2
+        var sharing = Simulation(scenario)
+        let report = sharing.run()
+        #expect(report == expected, "\(report.json) vs \(expected.json)")
+        #expect(expected.passed, "\(expected.failure ?? "not converged")")
+        var compared = 0
+        for node in 0..<scenario.nodes {
+            for domain in sharing.domainConfigurations.map(\.name) {
+                for key in (0..<sharing.keysPerDomain).map({ "k\($0)" }) {
+                    let mine = sharing.replicas[node]?.value(of: key, in: domain)
+                    #expect(mine == merging.replicas[node]?.value(of: key, in: domain), "node \(node) \(domain) \(key)")
+                    if mine != nil { compared += 1 }
+                }
+            }
+        }
+        #expect(compared > 0)
+    }
+
     @Test("a larger mesh with loss and a paranoid check per step is the same run on two threads")
     func parallelStepsLargerMesh() {
         var scenario = Scenario()

@@ -1,0 +1,104 @@
+import MeshCRDT
+import Synchronization
+
+/// The results of merging one record's updates, kept on the record so that replicas of one
+/// process that merge it into the same object version take the result instead of merging again
+/// (`ReplicationConfiguration.sharesMergeResults`).
+///
+/// A simulation runs up to a thousand replicas of one domain in one process. Each would hold its
+/// own copy of every object and merge every record into it, although most of them merge the same
+/// records in the same order into the same versions: memory grows with replicas × objects, and
+/// each merge is repeated by every replica. With sharing on, the first replica to merge update
+/// `i` of a record into an object version publishes `(i, that version's identity, result)`; a
+/// replica whose object has the same identity sets its object to `result`, a copy that shares
+/// its storage. Merging is a pure function of the two values, so the replica ends in the state
+/// the merge would have given it.
+///
+/// An identity (`ObjectIdentity`) is the object's case and the bits of its payload: its scalars
+/// and the addresses of its storage. The entry retains the version it was taken from, so that
+/// storage is neither freed (its address reused by another version) nor changed in place (it is
+/// shared) while the entry lives: equal identities mean equal values.
+///
+/// A replica that misses (another delivery order, or its own local writes to the key) merges as
+/// usual, publishes if there is room, and takes a published result equal to its own, so replicas
+/// whose histories differ only in order share storage again from there on.
+final class SharedMerges: Sendable {
+    struct Entry {
+        let position: Int
+        let identity: ObjectIdentity
+        /// Retained for the identity's sake (see the type's documentation).
+        let base: ObjectValue
+        let result: ObjectValue
+    }
+
+    /// Most entries per update: one per distinct version it was first merged into. Two cover a
+    /// record delivered before or after one concurrent record of the same key.
+    static let maximumEntriesPerUpdate = 2
+
+    private let entries = Mutex<[Entry]>([])
+
+    init() {}
+
+    /// The result published for merging update `position` into the version `identity` names.
+    func result(at position: Int, identity: ObjectIdentity) -> ObjectValue? {
+        entries.withLock { entries in
+            entries.withUnsafeBufferPointer { entries in
+                for index in entries.indices
+                where entries[index].position == position && entries[index].identity == identity {
+                    return entries[index].result
+                }
+                return nil
+            }
+        }
+    }
+
+    /// Publishes `result` of merging update `position` into `base` (whose identity in place is
+    /// `identity`) when there is room, and returns an equal result published before, to be taken
+    /// instead of `result` (its storage is shared), if there is one.
+    func publish(at position: Int, identity: ObjectIdentity, base: ObjectValue, result: ObjectValue) -> ObjectValue? {
+        entries.withLock { entries in
+            var count = 0
+            for index in entries.indices where entries[index].position == position {
+                if entries[index].result == result { return entries[index].result }
+                count += 1
+            }
+            if count < Self.maximumEntriesPerUpdate {
+                entries.append(Entry(position: position, identity: identity, base: base, result: result))
+            }
+            return nil
+        }
+    }
+}
+
+/// An object version's case and the bits of its payload (scalars and storage addresses), read in
+/// place: two values with equal identities are equal while one of them is kept alive
+/// (`SharedMerges`). Unequal identities say nothing. Registers have none: their payload has
+/// padding, whose bits a copy need not keep, and merging one costs less than sharing it.
+struct ObjectIdentity: Equatable {
+    private var type: ObjectType
+    private var words: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64)
+
+    /// The identity of the value at `address`, or `nil` for a register or an unexpectedly large payload.
+    init?(of address: UnsafePointer<ObjectValue>) {
+        let size: Int
+        switch address.pointee {  // its case only; the bits are read from `address`
+        case .counter: size = MemoryLayout<PNCounter>.size
+        case .set: size = MemoryLayout<ORSet<String>>.size
+        case .map: size = MemoryLayout<LWWMap<String, String>>.size
+        case .multiValueRegister: size = MemoryLayout<MVRegister<String>>.size
+        case .flag: size = MemoryLayout<EWFlag>.size
+        case .register: return nil
+        }
+        guard size <= 64 else { return nil }  // `words`
+        type = address.pointee.type
+        words = (0, 0, 0, 0, 0, 0, 0, 0)
+        // A multi-payload enum keeps its payload at offset 0.
+        withUnsafeMutableBytes(of: &words) { $0.copyMemory(from: UnsafeRawBufferPointer(start: address, count: size)) }
+    }
+
+    static func == (lhs: ObjectIdentity, rhs: ObjectIdentity) -> Bool {
+        lhs.type == rhs.type && lhs.words.0 == rhs.words.0 && lhs.words.1 == rhs.words.1
+            && lhs.words.2 == rhs.words.2 && lhs.words.3 == rhs.words.3 && lhs.words.4 == rhs.words.4
+            && lhs.words.5 == rhs.words.5 && lhs.words.6 == rhs.words.6 && lhs.words.7 == rhs.words.7
+    }
+}
