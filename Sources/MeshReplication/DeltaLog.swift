@@ -35,6 +35,8 @@ struct DeltaLog: Sendable {
         var record: DeltaRecord?
         var deliveredAt: Instant
         var byteCount: Int
+        /// The record's last sequence (walks along a chain compare it without reading the record).
+        var lastSequence: UInt64
         /// The delivery index of the previous record of the same origin (0: none).
         var previous: UInt64
     }
@@ -69,7 +71,9 @@ struct DeltaLog: Sendable {
         let deliveryIndex = base + UInt64(slots.count)
         let previous = newest.updateValue(deliveryIndex, forKey: record.origin) ?? 0
         slots.append(
-            Slot(record: record, deliveredAt: now, byteCount: record.encodedByteCount, previous: previous))
+            Slot(
+                record: record, deliveredAt: now, byteCount: record.encodedByteCount,
+                lastSequence: record.lastSequence, previous: previous))
         count += 1
         byteCount += record.encodedByteCount
     }
@@ -80,6 +84,7 @@ struct DeltaLog: Sendable {
         byteCount += record.encodedByteCount - slots[position].byteCount
         slots[position].record = record
         slots[position].byteCount = record.encodedByteCount
+        slots[position].lastSequence = record.lastSequence
     }
 
     /// Whether the newest record of the whole log is `origin`'s and starts at `firstSequence`
@@ -122,7 +127,7 @@ struct DeltaLog: Sendable {
         for entry in stable.entries {
             // Walk back past the origin's records that are not yet stable; the rest of the chain goes.
             var position = newest[entry.replica].flatMap(livePosition)
-            while let current = position, slots[current].record!.lastSequence > entry.counter {
+            while let current = position, slots[current].lastSequence > entry.counter {
                 position = livePosition(slots[current].previous)
             }
             while let current = position {
@@ -176,27 +181,35 @@ struct DeltaLog: Sendable {
     ) -> Bool {
         guard upTo > after else { return true }
         let start = result.count
-        // The origin's records after `after`, newest first. (Fields are read in place: a copy of
-        // a slot retains its record, whose count every replica of a simulation shares.)
+        // The origin's records after `after`, newest first (fields read in place: a copy of a slot
+        // retains its record, whose count every replica of a simulation shares). Only those older
+        // than the oldest one delivered after `cutoff` count; the ones delivered after it (first
+        // along the chain) are stepped over.
         var position = newest[origin].flatMap(livePosition)
-        while let current = position, slots[current].record!.lastSequence > after {
-            result.append(
-                Entry(
-                    record: slots[current].record!, deliveryIndex: base + UInt64(current),
-                    deliveredAt: slots[current].deliveredAt))
+        var oldest: Int?
+        var skippedRecent = false
+        while let current = position, slots[current].lastSequence > after {
+            oldest = current
+            if let cutoff, slots[current].deliveredAt > cutoff {
+                skippedRecent = true
+                result.removeSubrange(start...)
+            } else {
+                result.append(
+                    Entry(
+                        record: slots[current].record!, deliveryIndex: base + UInt64(current),
+                        deliveredAt: slots[current].deliveredAt))
+            }
             position = livePosition(slots[current].previous)
         }
-        guard result.count > start else { return false }
-        result[start...].reverse()
-        guard result[start].record.firstSequence <= after + 1 else {
+        // The first record after `after` must continue it, and so must each one after it.
+        guard let oldest, slots[oldest].record!.firstSequence <= after + 1 else {
             result.removeSubrange(start...)
             return false
         }
-        // The covered range must be contiguous up to `upTo`.
+        result[start...].reverse()
         var covered = after
         var end = start
         while end < result.count, covered < upTo {
-            if let cutoff, result[end].deliveredAt > cutoff { break }
             if result[end].record.firstSequence > covered + 1 {
                 result.removeSubrange(start...)
                 return false
@@ -204,11 +217,12 @@ struct DeltaLog: Sendable {
             covered = max(covered, result[end].record.lastSequence)
             end += 1
         }
-        if covered < upTo && end == result.count {
+        result.removeSubrange(end...)
+        // Short of `upTo` with nothing held back as recent: the log lacks the rest.
+        if covered < upTo && !skippedRecent {
             result.removeSubrange(start...)
             return false
         }
-        result.removeSubrange(end...)
         return true
     }
 
@@ -241,7 +255,9 @@ struct DeltaLog: Sendable {
                 let record = slots[current].record!
                 let deliveryIndex = base + UInt64(current)
                 if record.origin != origin { return "record of \(record.origin) chained under \(origin)" }
-                if record.lastSequence >= previousSequence { return "log of \(origin) is not increasing" }
+                if record.lastSequence >= previousSequence || record.lastSequence != slots[current].lastSequence {
+                    return "log of \(origin) is not increasing"
+                }
                 if deliveryIndex >= previousIndex { return "log of \(origin) is not in delivery order" }
                 if slots[current].byteCount != record.encodedByteCount { return "slot of \(record) holds the wrong size" }
                 previousSequence = record.lastSequence

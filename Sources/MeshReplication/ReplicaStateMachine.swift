@@ -949,14 +949,18 @@ public struct ReplicaStateMachine: Sendable {
         _ updates: UnsafeBufferPointer<KeyedDelta>, of record: DeltaRecord, domain index: Int,
         into actions: inout [ReplicationAction]
     ) {
+        // Updates go on by pointer: an argument read out of the buffer would be a copy, retaining the
+        // update's key and payload (shared by every replica of a simulation, on several threads).
+        guard let first = updates.baseAddress else { return }
         for position in updates.indices {
-            if let problem = forgedClaim(key: updates[position].key, value: updates[position].value, domain: index) {
+            let update = first + position
+            if let problem = forgedClaim(update, domain: index) {
                 actions.append(.fail(ReplicationError(.invalidDelta, "\(record) \(problem); the update is ignored")))
                 continue
             }
             let merged: Bool?
             if configuration.sharesMergeResults, let shared = record.sharedMerges {
-                merged = mergeSharing(updates[position], at: position, of: shared, domain: index)
+                merged = mergeSharing(update, at: position, of: shared, domain: index)
             } else {
                 // One hash lookup, merged in place (no copy of the object).
                 merged = domains[index].objects[updates[position].key]?.merge(updates[position].value)
@@ -982,18 +986,18 @@ public struct ReplicaStateMachine: Sendable {
     /// this one's (`SharedMerges`). `nil` when the key has no object yet, `false` (and no change)
     /// when its object has another type.
     private mutating func mergeSharing(
-        _ update: KeyedDelta, at position: Int, of shared: SharedMerges, domain index: Int
+        _ update: UnsafePointer<KeyedDelta>, at position: Int, of shared: SharedMerges, domain index: Int
     ) -> Bool? {
-        guard let slot = domains[index].objects.index(forKey: update.key) else { return nil }
+        guard let slot = domains[index].objects.index(forKey: update.pointee.key) else { return nil }
         let identity = withUnsafeMutablePointer(to: &domains[index].objects.values[slot]) { ObjectIdentity(of: $0) }
-        guard let identity else { return domains[index].objects.values[slot].merge(update.value) }
+        guard let identity else { return domains[index].objects.values[slot].merge(update.pointee.value) }
         if let result = shared.result(at: position, identity: identity) {
             domains[index].objects.values[slot] = result
             return true
         }
         let base = domains[index].objects.values[slot]
         var merged = base
-        guard merged.merge(update.value) else { return false }
+        guard merged.merge(update.pointee.value) else { return false }
         domains[index].objects.values[slot] =
             shared.publish(at: position, identity: identity, base: base, result: merged) ?? merged
         return true
@@ -1002,12 +1006,12 @@ public struct ReplicaStateMachine: Sendable {
     /// Why the update of `key` to `value` (remote input) cannot be merged into this replica's
     /// state: it claims more of this replica's own events (counts or dots) than this replica
     /// issued. `nil` when sound.
-    private func forgedClaim(key: String, value: ObjectValue, domain index: Int) -> String? {
-        let claimed = value.highestEvents(of: replicaID)
+    private func forgedClaim(_ update: UnsafePointer<KeyedDelta>, domain index: Int) -> String? {
+        let claimed = update.pointee.value.highestEvents(of: replicaID)
         guard claimed.first > 0 || claimed.second > 0 else { return nil }
-        let issued = domains[index].objects[key]?.highestEvents(of: replicaID) ?? (first: 0, second: 0)
+        let issued = domains[index].objects[update.pointee.key]?.highestEvents(of: replicaID) ?? (first: 0, second: 0)
         guard claimed.first > issued.first || claimed.second > issued.second else { return nil }
-        return "claims events \(claimed) of this replica on \(key), which issued \(issued)"
+        return "claims events \(claimed) of this replica on \(update.pointee.key), which issued \(issued)"
     }
 
     /// Delivers `record`, which extends `V[origin] == delivered`, and queues it to be relayed
@@ -1278,7 +1282,7 @@ public struct ReplicaStateMachine: Sendable {
         // Every chunk is here: merge the objects, then (only then) advance V.
         for position in 0..<current.total {
             for object in current.chunks[position] ?? [] {
-                if let problem = forgedClaim(key: object.key, value: object.value, domain: index) {
+                if let problem = withUnsafePointer(to: object, { forgedClaim($0, domain: index) }) {
                     actions.append(
                         .fail(ReplicationError(.invalidDelta, "snapshot from \(peer) \(problem); the object is ignored")))
                     continue

@@ -23,7 +23,7 @@ import Synchronization
 /// usual, publishes if there is room, and takes a published result equal to its own, so replicas
 /// whose histories differ only in order share storage again from there on.
 final class SharedMerges: Sendable {
-    struct Entry {
+    struct Entry: Sendable {
         let position: Int
         let identity: ObjectIdentity
         /// Retained for the identity's sake (see the type's documentation).
@@ -31,41 +31,79 @@ final class SharedMerges: Sendable {
         let result: ObjectValue
     }
 
-    /// Most entries per update: one per distinct version it was first merged into. Two cover a
-    /// record delivered before or after one concurrent record of the same key.
-    static let maximumEntriesPerUpdate = 2
+    /// Published entries, newest first. Nodes are immutable and live as long as the table (the
+    /// list only grows), so readers walk it without a lock: a lock word that every reader writes
+    /// would move between the cores of a parallel simulation on every look-up.
+    private final class Node: Sendable {
+        let entry: Entry
+        /// Keeps the rest of the list alive.
+        let next: Node?
+        /// `next`, for walking the list without reference counting.
+        let nextUnmanaged: Unmanaged<Node>?
 
-    private let entries = Mutex<[Entry]>([])
+        init(entry: Entry, next: Node?) {
+            self.entry = entry
+            self.next = next
+            self.nextUnmanaged = next.map { Unmanaged.passUnretained($0) }
+        }
+    }
+
+    /// Most entries per update: one per distinct version it was first merged into. Concurrent
+    /// writes to a key reach replicas in different orders, and each order is a version of its own.
+    static let maximumEntriesPerUpdate = 4
+
+    /// The newest node, retained once on the table's behalf.
+    private let head = Atomic<Unmanaged<Node>?>(nil)
 
     init() {}
 
+    deinit {
+        head.load(ordering: .acquiring)?.release()
+    }
+
     /// The result published for merging update `position` into the version `identity` names.
     func result(at position: Int, identity: ObjectIdentity) -> ObjectValue? {
-        entries.withLock { entries in
-            entries.withUnsafeBufferPointer { entries in
-                for index in entries.indices
-                where entries[index].position == position && entries[index].identity == identity {
-                    return entries[index].result
-                }
-                return nil
+        var node = head.load(ordering: .acquiring)
+        while let current = node {
+            let found: ObjectValue?? = current._withUnsafeGuaranteedRef { current in
+                guard current.entry.position == position && current.entry.identity == identity else { return nil }
+                return .some(current.entry.result)
             }
+            if let found { return found }
+            node = current._withUnsafeGuaranteedRef { $0.nextUnmanaged }
         }
+        return nil
     }
 
     /// Publishes `result` of merging update `position` into `base` (whose identity in place is
     /// `identity`) when there is room, and returns an equal result published before, to be taken
     /// instead of `result` (its storage is shared), if there is one.
     func publish(at position: Int, identity: ObjectIdentity, base: ObjectValue, result: ObjectValue) -> ObjectValue? {
-        entries.withLock { entries in
+        var expected = head.load(ordering: .acquiring)
+        while true {
             var count = 0
-            for index in entries.indices where entries[index].position == position {
-                if entries[index].result == result { return entries[index].result }
-                count += 1
+            var node = expected?.takeUnretainedValue()
+            while let current = node {
+                if current.entry.position == position {
+                    if current.entry.result == result { return current.entry.result }
+                    count += 1
+                }
+                node = current.next
             }
-            if count < Self.maximumEntriesPerUpdate {
-                entries.append(Entry(position: position, identity: identity, base: base, result: result))
+            guard count < Self.maximumEntriesPerUpdate else { return nil }
+            // The new node's `next` takes over the table's reference to the old head.
+            let newest = Node(
+                entry: Entry(position: position, identity: identity, base: base, result: result),
+                next: expected?.takeUnretainedValue())
+            let candidate = Unmanaged.passRetained(newest)
+            let (exchanged, original) = head.compareExchange(
+                expected: expected, desired: candidate, ordering: .acquiringAndReleasing)
+            if exchanged {
+                expected?.release()
+                return nil
             }
-            return nil
+            candidate.release()
+            expected = original
         }
     }
 }

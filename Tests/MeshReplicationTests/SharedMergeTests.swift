@@ -1,3 +1,4 @@
+import Dispatch
 import MeshCRDT
 import Testing
 
@@ -128,6 +129,30 @@ struct SharedMergeTests {
         } else {
             Issue.record("no set")
         }
+    }
+
+    @Test("replicas on several threads publish and look up at once: each finds its own result or none")
+    func concurrentPublishing() throws {
+        let shared = SharedMerges()
+        let bases = (0..<16).map { ObjectValue.set(ORSet<String>().inserting("b\($0)", at: b)) }
+        let delta = ObjectValue.set(ORSet<String>().inserting("x", at: a))
+        let results = bases.map { base -> ObjectValue in
+            var merged = base
+            merged.merge(delta)
+            return merged
+        }
+        let identities = try bases.map { try #require(identity($0)) }
+        DispatchQueue.concurrentPerform(iterations: bases.count) { index in
+            _ = shared.publish(at: 0, identity: identities[index], base: bases[index], result: results[index])
+        }
+        var found = 0
+        for index in bases.indices {
+            guard let result = shared.result(at: 0, identity: identities[index]) else { continue }
+            #expect(result == results[index], "base \(index) got another base's result")
+            found += 1
+        }
+        // A publisher counts the entries of the list it swaps in, so the bound holds under races.
+        #expect(found == SharedMerges.maximumEntriesPerUpdate)
     }
 }
 
