@@ -80,7 +80,9 @@ struct DeltaLog: Sendable {
 
     /// Replaces the newest record of `origin` (an open local delta-group that grew).
     mutating func replaceLast(of origin: ReplicaID, with record: DeltaRecord) {
-        guard let position = newestPosition(of: origin) else { preconditionFailure("no record of \(origin) to replace") }
+        guard let position = newestPosition(of: origin) else {
+            preconditionFailure("no record of \(origin) to replace")
+        }
         byteCount += record.encodedByteCount - slots[position].byteCount
         slots[position].record = record
         slots[position].byteCount = record.encodedByteCount
@@ -168,7 +170,8 @@ struct DeltaLog: Sendable {
             newest.removeAll(keepingCapacity: true)
             for position in slots.indices {
                 let deliveryIndex = base + UInt64(position)
-                slots[position].previous = newest.updateValue(deliveryIndex, forKey: slots[position].record!.origin) ?? 0
+                let origin = slots[position].record!.origin
+                slots[position].previous = newest.updateValue(deliveryIndex, forKey: origin) ?? 0
             }
         }
     }
@@ -259,7 +262,9 @@ struct DeltaLog: Sendable {
                     return "log of \(origin) is not increasing"
                 }
                 if deliveryIndex >= previousIndex { return "log of \(origin) is not in delivery order" }
-                if slots[current].byteCount != record.encodedByteCount { return "slot of \(record) holds the wrong size" }
+                if slots[current].byteCount != record.encodedByteCount {
+                    return "slot of \(record) holds the wrong size"
+                }
                 previousSequence = record.lastSequence
                 previousIndex = deliveryIndex
                 total += 1
@@ -269,7 +274,9 @@ struct DeltaLog: Sendable {
             }
         }
         let slotted = slots[slotHead...].reduce(0) { $0 + ($1.record == nil ? 0 : 1) }
-        if total != count || slotted != count { return "log count \(count) but \(total) records chained, \(slotted) slotted" }
+        if total != count || slotted != count {
+            return "log count \(count) but \(total) records chained, \(slotted) slotted"
+        }
         if bytes != byteCount { return "log bytes \(byteCount) but records hold \(bytes)" }
         return nil
     }

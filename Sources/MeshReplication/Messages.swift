@@ -51,27 +51,16 @@ public final class DeltaRecord: Sendable, Equatable, CustomStringConvertible {
     /// The encoded size of this record, in bytes (stored: every replica that receives, logs or
     /// relays the record reads it, and reading `encoding.count` is one more pointer to chase).
     public let encodedByteCount: Int
-    /// Merge results replicas of this process share (`ReplicationConfiguration.sharesMergeResults`);
-    /// `nil` unless the writing replica shares them.
-    let sharedMerges: SharedMerges?
+    /// Merge results the replicas of this process that share them published for this record
+    /// (`ReplicationConfiguration.sharesMergeResults`); empty otherwise.
+    let sharedMerges = SharedMerges()
 
     /// Creates a record and computes its encoded size.
-    public convenience init(
+    public init(
         origin: ReplicaID, firstSequence: UInt64, lastSequence: UInt64, timestamp: HLCTimestamp,
         requestsAcknowledgement: Bool, updates: [KeyedDelta]
     ) {
-        self.init(
-            origin: origin, firstSequence: firstSequence, lastSequence: lastSequence, timestamp: timestamp,
-            requestsAcknowledgement: requestsAcknowledgement, updates: updates, sharingMerges: false)
-    }
-
-    /// Creates a record whose receivers in this process share merge results when `sharingMerges`.
-    init(
-        origin: ReplicaID, firstSequence: UInt64, lastSequence: UInt64, timestamp: HLCTimestamp,
-        requestsAcknowledgement: Bool, updates: [KeyedDelta], sharingMerges: Bool
-    ) {
         precondition(firstSequence >= 1 && lastSequence >= firstSequence)
-        self.sharedMerges = sharingMerges ? SharedMerges() : nil
         self.origin = origin
         self.firstSequence = firstSequence
         self.lastSequence = lastSequence

@@ -169,13 +169,13 @@ public struct ReplicaStateMachine: Sendable {
         }
 
         /// The group as a record.
-        func record(origin: ReplicaID, sharingMerges: Bool) -> DeltaRecord {
+        func record(origin: ReplicaID) -> DeltaRecord {
             var updates: [KeyedDelta] = []
             updates.reserveCapacity(keys.count)
             for position in keys.indices { updates.append(KeyedDelta(key: keys[position], value: values[position])) }
             return DeltaRecord(
                 origin: origin, firstSequence: firstSequence, lastSequence: lastSequence, timestamp: timestamp,
-                requestsAcknowledgement: requestsAcknowledgement, updates: updates, sharingMerges: sharingMerges)
+                requestsAcknowledgement: requestsAcknowledgement, updates: updates)
         }
     }
 
@@ -295,8 +295,7 @@ public struct ReplicaStateMachine: Sendable {
                 if let group = $0.openGroup, group.isAheadOfLog,
                     log.last(of: replicaID)?.firstSequence == group.firstSequence
                 {
-                    let record = group.record(origin: replicaID, sharingMerges: configuration.sharesMergeResults)
-                    log.replaceLast(of: replicaID, with: record)
+                    log.replaceLast(of: replicaID, with: group.record(origin: replicaID))
                 }
                 return PersistedReplica.Domain(
                     configuration: $0.configuration, objects: $0.objects, vector: $0.vector, log: log)
@@ -507,8 +506,7 @@ public struct ReplicaStateMachine: Sendable {
         // The write as a delta of its own (also what it costs on the wire when not grouped).
         let single = DeltaRecord(
             origin: replicaID, firstSequence: sequence, lastSequence: sequence, timestamp: recordTimestamp,
-            requestsAcknowledgement: wantsAcknowledgement, updates: [update],
-            sharingMerges: configuration.sharesMergeResults)
+            requestsAcknowledgement: wantsAcknowledgement, updates: [update])
         // Join the open delta-group only if nothing was delivered since it opened: a group
         // must not jump ahead of a remote delta one of its writes observed. The group is joined
         // in place; its record is made when it closes or the log is read (`materializeOpenGroup`).
@@ -959,8 +957,8 @@ public struct ReplicaStateMachine: Sendable {
                 continue
             }
             let merged: Bool?
-            if configuration.sharesMergeResults, let shared = record.sharedMerges {
-                merged = mergeSharing(update, at: position, of: shared, domain: index)
+            if configuration.sharesMergeResults {
+                merged = mergeSharing(update, at: position, of: record, domain: index)
             } else {
                 // One hash lookup, merged in place (no copy of the object).
                 merged = domains[index].objects[updates[position].key]?.merge(updates[position].value)
@@ -986,12 +984,12 @@ public struct ReplicaStateMachine: Sendable {
     /// this one's (`SharedMerges`). `nil` when the key has no object yet, `false` (and no change)
     /// when its object has another type.
     private mutating func mergeSharing(
-        _ update: UnsafePointer<KeyedDelta>, at position: Int, of shared: SharedMerges, domain index: Int
+        _ update: UnsafePointer<KeyedDelta>, at position: Int, of record: DeltaRecord, domain index: Int
     ) -> Bool? {
         guard let slot = domains[index].objects.index(forKey: update.pointee.key) else { return nil }
         let identity = withUnsafeMutablePointer(to: &domains[index].objects.values[slot]) { ObjectIdentity(of: $0) }
         guard let identity else { return domains[index].objects.values[slot].merge(update.pointee.value) }
-        if let result = shared.result(at: position, identity: identity) {
+        if let result = record.sharedMerges.result(at: position, identity: identity) {
             domains[index].objects.values[slot] = result
             return true
         }
@@ -999,7 +997,7 @@ public struct ReplicaStateMachine: Sendable {
         var merged = base
         guard merged.merge(update.pointee.value) else { return false }
         domains[index].objects.values[slot] =
-            shared.publish(at: position, identity: identity, base: base, result: merged) ?? merged
+            record.sharedMerges.publish(at: position, identity: identity, base: base, result: merged) ?? merged
         return true
     }
 
@@ -1376,7 +1374,7 @@ public struct ReplicaStateMachine: Sendable {
         guard group.isAheadOfLog, domains[index].log.last(of: replicaID)?.firstSequence == group.firstSequence else {
             return domains[index].log.last(of: replicaID)
         }
-        let record = group.record(origin: replicaID, sharingMerges: configuration.sharesMergeResults)
+        let record = group.record(origin: replicaID)
         domains[index].log.replaceLast(of: replicaID, with: record)
         domains[index].log.enforce(
             maximumCount: configuration.maximumLogDeltas, maximumBytes: configuration.maximumLogBytes)

@@ -1,9 +1,10 @@
 import MeshCRDT
 import Synchronization
 
-/// The results of merging one record's updates, kept on the record so that replicas of one
+/// The results of merging one record's updates, kept inline in the record so that replicas of one
 /// process that merge it into the same object version take the result instead of merging again
-/// (`ReplicationConfiguration.sharesMergeResults`).
+/// (`ReplicationConfiguration.sharesMergeResults`). Empty (one word) unless a sharing replica
+/// merges the record.
 ///
 /// A simulation runs up to a thousand replicas of one domain in one process. Each would hold its
 /// own copy of every object and merge every record into it, although most of them merge the same
@@ -22,7 +23,7 @@ import Synchronization
 /// A replica that misses (another delivery order, or its own local writes to the key) merges as
 /// usual, publishes if there is room, and takes a published result equal to its own, so replicas
 /// whose histories differ only in order share storage again from there on.
-final class SharedMerges: Sendable {
+struct SharedMerges: ~Copyable, Sendable {
     struct Entry: Sendable {
         let position: Int
         let identity: ObjectIdentity
