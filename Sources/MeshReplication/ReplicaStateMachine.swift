@@ -1001,9 +1001,9 @@ public struct ReplicaStateMachine: Sendable {
         return true
     }
 
-    /// Why the update of `key` to `value` (remote input) cannot be merged into this replica's
-    /// state: it claims more of this replica's own events (counts or dots) than this replica
-    /// issued. `nil` when sound.
+    /// Why `update` (remote input; by pointer, so that reading it copies nothing) cannot be merged
+    /// into this replica's state: it claims more of this replica's own events (counts or dots)
+    /// than this replica issued. `nil` when sound.
     private func forgedClaim(_ update: UnsafePointer<KeyedDelta>, domain index: Int) -> String? {
         let claimed = update.pointee.value.highestEvents(of: replicaID)
         guard claimed.first > 0 || claimed.second > 0 else { return nil }
