@@ -961,13 +961,13 @@ public struct ReplicaStateMachine: Sendable {
                 merged = mergeSharing(update, at: position, of: record, domain: index)
             } else {
                 // One hash lookup, merged in place (no copy of the object).
-                merged = domains[index].objects[updates[position].key]?.merge(updates[position].value)
+                merged = domains[index].objects[update.pointee.key]?.merge(update.pointee.value)
             }
             switch merged {
-            case nil: domains[index].objects[updates[position].key] = updates[position].value
+            case nil: domains[index].objects[update.pointee.key] = update.pointee.value
             case true?: break
             case false?:
-                let update = updates[position]
+                let update = update.pointee
                 let existing = domains[index].objects[update.key]?.type.description ?? "?"
                 actions.append(
                     .fail(
