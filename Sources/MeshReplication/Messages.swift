@@ -54,6 +54,10 @@ public final class DeltaRecord: Sendable, Equatable, CustomStringConvertible {
     /// Merge results the replicas of this process that share them published for this record
     /// (`ReplicationConfiguration.sharesMergeResults`); empty otherwise.
     let sharedMerges = SharedMerges()
+    /// The replicas whose events the updates may claim (`ObjectValue.forEachEventReplica`): a
+    /// receiver whose bit is clear skips checking the updates for forged claims of its own
+    /// events. Every receiver of a simulation would otherwise search every update for its ID.
+    let claimedReplicas: ReplicaFilter
 
     /// Creates a record and computes its encoded size.
     public init(
@@ -67,6 +71,9 @@ public final class DeltaRecord: Sendable, Equatable, CustomStringConvertible {
         self.timestamp = timestamp
         self.requestsAcknowledgement = requestsAcknowledgement
         self.updates = updates
+        var claimed = ReplicaFilter()
+        for update in updates { update.value.forEachEventReplica { claimed.insert($0) } }
+        self.claimedReplicas = claimed
         var writer = ByteWriter()
         Self.encodeFields(
             origin: origin, firstSequence: firstSequence, lastSequence: lastSequence, timestamp: timestamp,

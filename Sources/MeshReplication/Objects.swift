@@ -306,6 +306,45 @@ extension ObjectValue {
         case .flag(let flag): (flag.context.highestEvent(of: replica), 0)
         }
     }
+
+    /// Calls `body` with every replica whose events the value may claim (`highestEvents(of:)` is
+    /// zero for every other replica), possibly more than once.
+    func forEachEventReplica(_ body: (ReplicaID) -> Void) {
+        func counts(_ counter: GCounter) {
+            for entry in counter.counts { body(entry.replica) }
+        }
+        func context(_ context: CausalContext) {
+            for entry in context.versionVector.entries { body(entry.replica) }
+            for dot in context.dotCloud { body(dot.replica) }
+        }
+        switch self {
+        case .counter(let counter):
+            counts(counter.increments)
+            counts(counter.decrements)
+            counts(counter.resetIncrements)
+            counts(counter.resetDecrements)
+        case .set(let set): context(set.context)
+        case .map(let map): context(map.context)
+        case .register: break
+        case .multiValueRegister(let register): context(register.context)
+        case .flag(let flag): context(flag.context)
+        }
+    }
+}
+
+/// A 64-bit filter of a set of replicas: one bit per replica, chosen by a hash of its ID. A
+/// replica whose bit is clear is not in the set; one whose bit is set may be.
+struct ReplicaFilter: Equatable, Sendable {
+    private(set) var bits: UInt64 = 0
+
+    static func bit(of replica: ReplicaID) -> UInt64 {
+        // Fibonacci hashing: the top six bits of the ID times 2^64 / φ.
+        1 << ((replica.rawValue &* 0x9E37_79B9_7F4A_7C15) >> 58)
+    }
+
+    mutating func insert(_ replica: ReplicaID) { bits |= Self.bit(of: replica) }
+
+    func mayContain(_ replica: ReplicaID) -> Bool { bits & Self.bit(of: replica) != 0 }
 }
 
 extension CausalContext {

@@ -950,9 +950,10 @@ public struct ReplicaStateMachine: Sendable {
         // Updates go on by pointer: an argument read out of the buffer would be a copy, retaining the
         // update's key and payload (shared by every replica of a simulation, on several threads).
         guard let first = updates.baseAddress else { return }
+        let mayClaimOwnEvents = record.claimedReplicas.mayContain(replicaID)
         for position in updates.indices {
             let update = first + position
-            if let problem = forgedClaim(update, domain: index) {
+            if mayClaimOwnEvents, let problem = forgedClaim(update, domain: index) {
                 actions.append(.fail(ReplicationError(.invalidDelta, "\(record) \(problem); the update is ignored")))
                 continue
             }

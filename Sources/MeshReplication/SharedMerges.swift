@@ -24,28 +24,31 @@ import Synchronization
 /// usual, publishes if there is room, and takes a published result equal to its own, so replicas
 /// whose histories differ only in order share storage again from there on.
 struct SharedMerges: ~Copyable, Sendable {
-    struct Entry: Sendable {
-        let position: Int
-        let identity: ObjectIdentity
-        /// Retained for the identity's sake (see the type's documentation).
-        let base: ObjectValue
-        let result: ObjectValue
-    }
-
-    /// Published entries, newest first. Nodes are immutable and live as long as the table (the
-    /// list only grows), so readers walk it without a lock: a lock word that every reader writes
-    /// would move between the cores of a parallel simulation on every look-up.
+    /// One published entry: merging update `position` into the version `identity` names gave
+    /// `result`. Nodes are immutable and live as long as the table (the list only grows), so
+    /// readers walk it without a lock: a lock word that every reader writes would move between the
+    /// cores of a parallel simulation on every look-up.
+    ///
+    /// The fields are declared in the order a look-up reads them: a walk past a node reads its
+    /// first two fields only (one cache line), a hit reads on through the identity to the result.
     private final class Node: Sendable {
-        let entry: Entry
-        /// Keeps the rest of the list alive.
-        let next: Node?
         /// `next`, for walking the list without reference counting.
         let nextUnmanaged: Unmanaged<Node>?
+        let position: Int
+        let identity: ObjectIdentity
+        let result: ObjectValue
+        /// Retained for the identity's sake (see the type's documentation).
+        let base: ObjectValue
+        /// Keeps the rest of the list alive.
+        let next: Node?
 
-        init(entry: Entry, next: Node?) {
-            self.entry = entry
-            self.next = next
+        init(position: Int, identity: ObjectIdentity, base: ObjectValue, result: ObjectValue, next: Node?) {
             self.nextUnmanaged = next.map { Unmanaged.passUnretained($0) }
+            self.position = position
+            self.identity = identity
+            self.result = result
+            self.base = base
+            self.next = next
         }
     }
 
@@ -67,8 +70,8 @@ struct SharedMerges: ~Copyable, Sendable {
         var node = head.load(ordering: .acquiring)
         while let current = node {
             let found: ObjectValue?? = current._withUnsafeGuaranteedRef { current in
-                guard current.entry.position == position && current.entry.identity == identity else { return nil }
-                return .some(current.entry.result)
+                guard current.position == position && current.identity == identity else { return nil }
+                return .some(current.result)
             }
             if let found { return found }
             node = current._withUnsafeGuaranteedRef { $0.nextUnmanaged }
@@ -85,8 +88,8 @@ struct SharedMerges: ~Copyable, Sendable {
             var count = 0
             var node = expected?.takeUnretainedValue()
             while let current = node {
-                if current.entry.position == position {
-                    if current.entry.result == result { return current.entry.result }
+                if current.position == position {
+                    if current.result == result { return current.result }
                     count += 1
                 }
                 node = current.next
@@ -94,7 +97,7 @@ struct SharedMerges: ~Copyable, Sendable {
             guard count < Self.maximumEntriesPerUpdate else { return nil }
             // The new node's `next` takes over the table's reference to the old head.
             let newest = Node(
-                entry: Entry(position: position, identity: identity, base: base, result: result),
+                position: position, identity: identity, base: base, result: result,
                 next: expected?.takeUnretainedValue())
             let candidate = Unmanaged.passRetained(newest)
             let (exchanged, original) = head.compareExchange(

@@ -392,6 +392,54 @@ struct CausalDeliveryTests {
         #expect(failures(target.receive(push(pushed, sequence: 0, epoch: 2), from: b, now: t0)).isEmpty)
     }
 
+    /// A record's updates are checked for forged claims only by receivers its filter may name
+    /// (`DeltaRecord.claimedReplicas`): each place a payload can claim a replica's events must
+    /// put that replica in the filter, or a forged claim there would be merged unchecked.
+    @Test("every kind of forged claim is refused: the record's filter names each replica whose events a payload claims")
+    func forgedClaimsInEveryField() throws {
+        let forged = UInt64.max / 2
+        let context = CausalContext(VersionVector([(a, forged)]))
+        let cloud = try #require(CausalContext(versionVector: VersionVector(), dotCloud: [Dot(replica: a, counter: forged)]))
+        let claims: [(String, ObjectValue)] = [
+            ("increments", .counter(PNCounter(increments: GCounter(counts: [(a, forged)]), decrements: GCounter()))),
+            ("decrements", .counter(PNCounter(increments: GCounter(), decrements: GCounter(counts: [(a, forged)])))),
+            (
+                "reset increments",
+                .counter(
+                    PNCounter(
+                        increments: GCounter(), decrements: GCounter(), resetIncrements: GCounter(counts: [(a, forged)]),
+                        resetDecrements: GCounter()))
+            ),
+            (
+                "reset decrements",
+                .counter(
+                    PNCounter(
+                        increments: GCounter(), decrements: GCounter(), resetIncrements: GCounter(),
+                        resetDecrements: GCounter(counts: [(a, forged)])))
+            ),
+            ("set context", .set(try #require(ORSet<String>(entries: [:], context: context)))),
+            ("set dot cloud", .set(try #require(ORSet<String>(entries: [:], context: cloud)))),
+            ("map context", .map(try #require(LWWMap<String, String>(entries: [:], context: context)))),
+            ("multi-value register context", .multiValueRegister(try #require(MVRegister<String>(values: [], context: cloud)))),
+            ("flag context", .flag(try #require(EWFlag(dots: DotSet(), context: context)))),
+        ]
+        for (field, value) in claims {
+            let record = DeltaRecord(
+                origin: b, firstSequence: 1, lastSequence: 1, timestamp: .zero, requestsAcknowledgement: false,
+                updates: [KeyedDelta(key: "k", value: value)])
+            #expect(record.claimedReplicas.mayContain(a), "\(field)")
+            var target = replica(a)
+            let actions = target.receive(push([record]), from: b, now: t0)
+            #expect(failures(actions).map(\.code) == [.invalidDelta], "\(field)")
+            #expect(target.value(of: "k", in: "d") == nil, "\(field)")
+        }
+        // The filter names nothing else here: most receivers skip the check.
+        let counter = DeltaRecord(
+            origin: b, firstSequence: 1, lastSequence: 1, timestamp: .zero, requestsAcknowledgement: false,
+            updates: [KeyedDelta(key: "k", value: claims[0].1)])
+        #expect((2...64).map { ReplicaID(UInt64($0)) }.filter { counter.claimedReplicas.mayContain($0) }.count < 3)
+    }
+
     @Test("a remote delta writing another type to a key is reported and ignored, the vector still advances")
     func remoteTypeConflict() throws {
         var left = replica(a)
