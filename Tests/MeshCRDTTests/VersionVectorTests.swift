@@ -78,4 +78,44 @@ struct VersionVectorTests {
         edited[r2] = 0
         #expect(edited.entries == [.init(replica: r3, counter: 1)])
     }
+
+    /// Lookups start where an evenly spread ID would be and gallop from there: every spread of IDs
+    /// must still find every entry and the right insertion point, at the ends and in between.
+    @Test(
+        "lookups and inserts agree with a plain model whatever the spread of replica IDs",
+        arguments: ["consecutive", "random", "clustered", "extremes"])
+    func lookupsAgreeWithModel(spread: String) {
+        var random = SplitMix64(seed: UInt64(spread.utf8.count))
+        func id(_ index: Int) -> UInt64 {
+            switch spread {
+            case "consecutive": UInt64(index + 1)
+            case "random": random.next() | 1
+            // Two dense runs far apart: a guess from the first and last ID lands far off.
+            case "clustered": index % 2 == 0 ? UInt64(index + 1) : UInt64.max - 1_000 - UInt64(index)
+            default: [UInt64(1), 2, UInt64.max - 1, UInt64.max][index % 4] &+ UInt64(index / 4) &* 7
+            }
+        }
+        for size in [0, 1, 7, 8, 9, 31, 200, 1_000] {
+            var model: [UInt64: UInt64] = [:]
+            for index in 0..<size { model[id(index)] = UInt64(index + 1) }
+            let vector = VersionVector(model.map { (ReplicaID($0.key), $0.value) })
+            #expect(vector.count == model.count)
+            let ids = model.keys.sorted()
+            // Present IDs, their neighbours and both ends of the range.
+            var probes = ids + ids.map { $0 &+ 1 } + ids.map { $0 &- 1 } + [0, 1, UInt64.max, UInt64.max - 1]
+            for _ in 0..<200 { probes.append(random.next()) }
+            for probe in probes {
+                #expect(vector[ReplicaID(probe)] == model[probe] ?? 0, "\(spread) size \(size) probe \(probe)")
+            }
+            // Inserting the absent probes keeps the vector sorted and complete.
+            var grown = vector
+            var grownModel = model
+            for probe in probes.prefix(300) where probe != 0 && grownModel[probe] == nil {
+                grown[ReplicaID(probe)] = 5
+                grownModel[probe] = 5
+            }
+            #expect(grown.entries.map(\.replica.rawValue) == grownModel.keys.sorted(), "\(spread) size \(size)")
+            #expect(grown.entries.map(\.counter) == grownModel.keys.sorted().map { grownModel[$0]! })
+        }
+    }
 }
