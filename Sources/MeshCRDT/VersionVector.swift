@@ -167,6 +167,24 @@ public struct VersionVector: Hashable, Sendable, CustomStringConvertible {
         }
     }
 
+    /// Sets the counter of `replica` (zero removes the entry) and returns the one it replaces
+    /// (zero when absent): one look-up where reading and then setting takes two.
+    @inlinable
+    public mutating func exchange(_ replica: ReplicaID, with newValue: UInt64) -> UInt64 {
+        let position = index(of: replica)
+        guard position.found else {
+            if newValue != 0 { storage.insert(Entry(replica: replica, counter: newValue), at: position.index) }
+            return 0
+        }
+        let old = storage[position.index].counter
+        if newValue == 0 {
+            storage.remove(at: position.index)
+        } else {
+            storage[position.index].counter = newValue
+        }
+        return old
+    }
+
     /// Whether `dot` is covered: `dot.counter <= self[dot.replica]`.
     @inlinable
     public func contains(_ dot: Dot) -> Bool {

@@ -47,8 +47,10 @@ struct DeltaLog: Sendable {
     /// The delivery index of `slots[0]` (at least 1: 0 is "none" in `Slot.previous`).
     private var base: UInt64 = 1
     /// Each origin's newest record, by delivery index (stale once below `firstLiveIndex` or
-    /// truncated: the origin has no records then; such entries go at compaction).
-    private var newest: [ReplicaID: UInt64] = [:]
+    /// truncated: the origin has no records then; such entries go at compaction). A vector, not
+    /// a dictionary: sorted by replica, it is found where an evenly spread ID would be (one or two
+    /// cache lines), where hashing the ID and probing a table cost a miss per delivery.
+    private var newest = VersionVector()
     private(set) var count = 0
     private(set) var byteCount = 0
     /// Records evicted by the cap (not by stability) since creation.
@@ -69,7 +71,7 @@ struct DeltaLog: Sendable {
 
     mutating func append(_ record: DeltaRecord, at now: Instant) {
         let deliveryIndex = base + UInt64(slots.count)
-        let previous = newest.updateValue(deliveryIndex, forKey: record.origin) ?? 0
+        let previous = newest.exchange(record.origin, with: deliveryIndex)
         slots.append(
             Slot(
                 record: record, deliveredAt: now, byteCount: record.encodedByteCount,
@@ -103,12 +105,12 @@ struct DeltaLog: Sendable {
 
     /// The slot position of the newest record of `origin`, if it has one.
     private func newestPosition(of origin: ReplicaID) -> Int? {
-        newest[origin].flatMap(livePosition)
+        livePosition(newest[origin])
     }
 
     /// The newest record of every origin with records in the log.
     var newestRecords: [DeltaRecord] {
-        newest.values.compactMap { livePosition($0).map { slots[$0].record! } }
+        newest.entries.compactMap { livePosition($0.counter).map { slots[$0].record! } }
     }
 
     /// Evicts the oldest records while over either bound.
@@ -128,7 +130,7 @@ struct DeltaLog: Sendable {
     mutating func truncate(atStable stable: VersionVector) {
         for entry in stable.entries {
             // Walk back past the origin's records that are not yet stable; the rest of the chain goes.
-            var position = newest[entry.replica].flatMap(livePosition)
+            var position = livePosition(newest[entry.replica])
             while let current = position, slots[current].lastSequence > entry.counter {
                 position = livePosition(slots[current].previous)
             }
@@ -149,7 +151,7 @@ struct DeltaLog: Sendable {
             base += UInt64(slots.count)
             slots.removeAll(keepingCapacity: true)
             slotHead = 0
-            newest.removeAll(keepingCapacity: true)
+            newest = VersionVector()
             return
         }
         if slotHead > 1024 && slotHead * 2 > slots.count {
@@ -159,7 +161,9 @@ struct DeltaLog: Sendable {
             // Origins left without records since the last compaction (amortised over at least a
             // thousand evictions).
             let firstLive = firstLiveIndex
-            if newest.values.contains(where: { $0 < firstLive }) { newest = newest.filter { $0.value >= firstLive } }
+            if newest.entries.contains(where: { $0.counter < firstLive }) {
+                newest = VersionVector(newest.entries.filter { $0.counter >= firstLive }.map { ($0.replica, $0.counter) })
+            }
         }
         // Holes left by stability are bounded: at most three per live record, plus a constant.
         if slots.count - slotHead > 4 * count + 1024 {
@@ -167,11 +171,11 @@ struct DeltaLog: Sendable {
             base += UInt64(slots.count)
             slots = live
             slotHead = 0
-            newest.removeAll(keepingCapacity: true)
+            newest = VersionVector()
             for position in slots.indices {
                 let deliveryIndex = base + UInt64(position)
                 let origin = slots[position].record!.origin
-                slots[position].previous = newest.updateValue(deliveryIndex, forKey: origin) ?? 0
+                slots[position].previous = newest.exchange(origin, with: deliveryIndex)
             }
         }
     }
@@ -188,7 +192,7 @@ struct DeltaLog: Sendable {
         // retains its record, whose count every replica of a simulation shares). Only those older
         // than the oldest one delivered after `cutoff` count; the ones delivered after it (first
         // along the chain) are stepped over.
-        var position = newest[origin].flatMap(livePosition)
+        var position = livePosition(newest[origin])
         var oldest: Int?
         var skippedRecent = false
         while let current = position, slots[current].lastSequence > after {
@@ -231,7 +235,8 @@ struct DeltaLog: Sendable {
 
     /// Every record held, per origin (sorted by replica) in sequence order.
     func allRecords() -> [DeltaRecord] {
-        newest.keys.sorted().flatMap { origin in
+        newest.entries.flatMap { entry in
+            let origin = entry.replica
             var records: [DeltaRecord] = []
             var position = newestPosition(of: origin)
             while let current = position {
@@ -250,7 +255,8 @@ struct DeltaLog: Sendable {
     func violation() -> String? {
         var total = 0
         var bytes = 0
-        for (origin, newestIndex) in newest {
+        for entry in newest.entries {
+            let (origin, newestIndex) = (entry.replica, entry.counter)
             var previousSequence = UInt64.max
             var previousIndex = UInt64.max
             var position = livePosition(newestIndex)

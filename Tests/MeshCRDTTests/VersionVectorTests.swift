@@ -79,6 +79,17 @@ struct VersionVectorTests {
         #expect(edited.entries == [.init(replica: r3, counter: 1)])
     }
 
+    @Test("exchange sets a counter and returns the one it replaced; zero removes the entry")
+    func exchange() {
+        var vector = VersionVector([(r1, 3)] as [(ReplicaID, UInt64)])
+        #expect(vector.exchange(r3, with: 7) == 0)
+        #expect(vector.exchange(r1, with: 4) == 3)
+        #expect(vector.exchange(r2, with: 0) == 0)
+        #expect(vector.entries == [.init(replica: r1, counter: 4), .init(replica: r3, counter: 7)])
+        #expect(vector.exchange(r3, with: 0) == 7)
+        #expect(vector.entries == [.init(replica: r1, counter: 4)])
+    }
+
     /// Lookups start where an evenly spread ID would be and gallop from there: every spread of IDs
     /// must still find every entry and the right insertion point, at the ends and in between.
     @Test(
