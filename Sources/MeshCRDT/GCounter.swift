@@ -51,6 +51,17 @@ public struct GCounter: DeltaCRDT, CustomStringConvertible {
         }
     }
 
+    /// Calls `body` with every replica that counted, in replica order (`counts` without building
+    /// an array).
+    @inlinable
+    public func forEachReplica(_ body: (ReplicaID) -> Void) {
+        switch storage {
+        case .empty: break
+        case .single(let replica, _): body(replica)
+        case .multiple(let entries): for entry in entries { body(entry.replica) }
+        }
+    }
+
     /// The sum of all counts, saturating at `UInt64.max`.
     @inlinable
     public var value: UInt64 {

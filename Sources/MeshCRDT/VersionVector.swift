@@ -98,7 +98,7 @@ public struct VersionVector: Hashable, Sendable, CustomStringConvertible {
     /// search starts where `target` would be if they were spread exactly evenly between the first
     /// and the last ID, and gallops from there to bracket it: a few neighbouring entries, where a
     /// binary search from the middle reads log2(n) entries scattered over the array (in a
-    /// thousand-entry vector, most of them cache misses). Any order of IDs gives the right answer.
+    /// thousand-entry vector, most of them cache misses). Any spread of IDs gives the right answer.
     @inlinable
     static func index(of target: UInt64, in entries: UnsafeBufferPointer<Entry>) -> (found: Bool, index: Int) {
         let count = entries.count

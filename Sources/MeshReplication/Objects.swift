@@ -310,19 +310,19 @@ extension ObjectValue {
     /// Calls `body` with every replica whose events the value may claim (`highestEvents(of:)` is
     /// zero for every other replica), possibly more than once.
     func forEachEventReplica(_ body: (ReplicaID) -> Void) {
-        func counts(_ counter: GCounter) {
-            for entry in counter.counts { body(entry.replica) }
-        }
         func context(_ context: CausalContext) {
             for entry in context.versionVector.entries { body(entry.replica) }
             for dot in context.dotCloud { body(dot.replica) }
         }
         switch self {
         case .counter(let counter):
-            counts(counter.increments)
-            counts(counter.decrements)
-            counts(counter.resetIncrements)
-            counts(counter.resetDecrements)
+            // Without building arrays: every record a node writes or receives is filtered.
+            counter.increments.forEachReplica(body)
+            counter.decrements.forEachReplica(body)
+            if counter.hasResets {
+                counter.resetIncrements.forEachReplica(body)
+                counter.resetDecrements.forEachReplica(body)
+            }
         case .set(let set): context(set.context)
         case .map(let map): context(map.context)
         case .register: break
