@@ -25,12 +25,13 @@ import Synchronization
 /// whose histories differ only in order share storage again from there on.
 struct SharedMerges: ~Copyable, Sendable {
     /// One published entry: merging update `position` into the version `identity` names gave
-    /// `result`. Nodes are immutable and live as long as the table (the list only grows), so
-    /// readers walk it without a lock: a lock word that every reader writes would move between the
-    /// cores of a parallel simulation on every look-up.
+    /// `result`. The list runs newest first. Nodes are immutable and live as long as the table (the
+    /// list only grows), so readers walk it without a lock: a lock word that every reader writes
+    /// would move between the cores of a parallel simulation on every look-up.
     ///
     /// The fields are declared in the order a look-up reads them: a walk past a node reads its
-    /// first two fields only (one cache line), a hit reads on through the identity to the result.
+    /// first two fields only (with the object's header, 32 bytes: mostly one cache line), a hit
+    /// reads on through the identity to the result.
     private final class Node: Sendable {
         /// `next`, for walking the list without reference counting.
         let nextUnmanaged: Unmanaged<Node>?
