@@ -153,18 +153,7 @@ public struct VersionVector: Hashable, Sendable, CustomStringConvertible {
             let position = index(of: replica)
             return position.found ? storage[position.index].counter : 0
         }
-        set {
-            let position = index(of: replica)
-            if position.found {
-                if newValue == 0 {
-                    storage.remove(at: position.index)
-                } else {
-                    storage[position.index].counter = newValue
-                }
-            } else if newValue != 0 {
-                storage.insert(Entry(replica: replica, counter: newValue), at: position.index)
-            }
-        }
+        set { _ = exchange(replica, with: newValue) }
     }
 
     /// Sets the counter of `replica` (zero removes the entry) and returns the one it replaces

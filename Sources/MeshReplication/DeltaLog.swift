@@ -162,7 +162,8 @@ struct DeltaLog: Sendable {
             // thousand evictions).
             let firstLive = firstLiveIndex
             if newest.entries.contains(where: { $0.counter < firstLive }) {
-                newest = VersionVector(newest.entries.filter { $0.counter >= firstLive }.map { ($0.replica, $0.counter) })
+                // A sorted, zero-free subset of sorted, zero-free entries.
+                newest = VersionVector(sortedEntries: newest.entries.filter { $0.counter >= firstLive })!
             }
         }
         // Holes left by stability are bounded: at most three per live record, plus a constant.
