@@ -51,15 +51,31 @@ public struct GCounter: DeltaCRDT, CustomStringConvertible {
         }
     }
 
-    /// Calls `body` with every replica that counted, in replica order (`counts` without building
-    /// an array).
+    /// How many replicas counted (`counts.count` without building an array).
     @inlinable
-    public func forEachReplica(_ body: (ReplicaID) -> Void) {
+    public var replicaCount: Int {
+        switch storage {
+        case .empty: 0
+        case .single: 1
+        case .multiple(let entries): entries.count
+        }
+    }
+
+    /// Calls `body` with every replica's count, in replica order (`counts` without building an array:
+    /// every counter write's delta is encoded for the journal).
+    @inlinable
+    public func forEachCount(_ body: (VersionVector.Entry) -> Void) {
         switch storage {
         case .empty: break
-        case .single(let replica, _): body(replica)
-        case .multiple(let entries): for entry in entries { body(entry.replica) }
+        case .single(let replica, let count): body(VersionVector.Entry(replica: replica, counter: count))
+        case .multiple(let entries): for entry in entries { body(entry) }
         }
+    }
+
+    /// Calls `body` with every replica that counted, in replica order.
+    @inlinable
+    public func forEachReplica(_ body: (ReplicaID) -> Void) {
+        forEachCount { body($0.replica) }
     }
 
     /// The sum of all counts, saturating at `UInt64.max`.

@@ -79,6 +79,26 @@ public struct ByteWriter: Sendable {
         storage.append(contentsOf: raw)
     }
 
+    /// Appends what `body` writes, prefixed with its length as a varint, and returns that length.
+    ///
+    /// The body is written in place after a one-byte prefix, which is widened (moving the body) only
+    /// when the body is 128 bytes or longer: no scratch buffer to encode into and copy from.
+    @discardableResult
+    public mutating func writeLengthPrefixed(_ body: (inout ByteWriter) throws -> Void) rethrows -> Int {
+        let prefixAt = storage.count
+        storage.append(0)
+        try body(&self)
+        let length = storage.count - prefixAt - 1
+        if length < 0x80 {
+            storage[prefixAt] = UInt8(length)
+        } else {
+            var prefix = ByteWriter(reservingCapacity: 10)
+            prefix.writeVarint(UInt64(length))
+            storage.replaceSubrange(prefixAt..<prefixAt + 1, with: prefix.storage)
+        }
+        return length
+    }
+
     /// Appends a length-prefixed UTF-8 string.
     @inlinable
     public mutating func writeString(_ string: String) {

@@ -1,4 +1,5 @@
 import MeshCRDT
+import MeshCodec
 
 /// What the shell must do after an event: the state machine's only output.
 public enum ReplicationAction: Sendable {
@@ -38,9 +39,13 @@ public struct Delivery: Sendable, Hashable {
     public let lastSequence: UInt64
     /// How it arrived.
     public let source: Source
-    /// The record delivered: the write itself for `.local`, the remote record for `.remote`, `nil` for
-    /// snapshots (a shell that persists deliveries checkpoints the whole state after a snapshot).
-    public let record: DeltaRecord?
+    /// What was delivered: a record, or a local write whose record is made only if asked for.
+    private let content: Content
+
+    private enum Content: Sendable {
+        case record(DeltaRecord?)
+        case write(LocalWrite)
+    }
 
     /// Creates a delivery.
     public init(
@@ -52,7 +57,66 @@ public struct Delivery: Sendable, Hashable {
         self.firstSequence = firstSequence
         self.lastSequence = lastSequence
         self.source = source
-        self.record = record
+        self.content = .record(record)
+    }
+
+    /// The delivery of this replica's write `sequence`, which carries the write rather than its
+    /// record: a write that joins its open delta-group never needs a record of its own, and a shell
+    /// journals it with `encodeRecord(to:)`.
+    init(localWrite update: KeyedDelta, sequence: UInt64, requestsAcknowledgement: Bool, domain: String, origin: ReplicaID) {
+        self.domain = domain
+        self.origin = origin
+        self.firstSequence = sequence
+        self.lastSequence = sequence
+        self.source = .local
+        self.content = .write(LocalWrite(update: update, requestsAcknowledgement: requestsAcknowledgement))
+    }
+
+    /// The record delivered: the write itself for `.local`, the remote record for `.remote`, `nil` for
+    /// snapshots (a shell that persists deliveries checkpoints the whole state after a snapshot).
+    ///
+    /// A local write's record is made on each access (encoding it): journal with `encodeRecord(to:)`.
+    public var record: DeltaRecord? {
+        switch content {
+        case .record(let record): record
+        case .write(let write):
+            DeltaRecord(
+                origin: origin, firstSequence: firstSequence, lastSequence: lastSequence,
+                timestamp: DeltaRecord.impliedTimestamp(of: write.update),
+                requestsAcknowledgement: write.requestsAcknowledgement, updates: [write.update])
+        }
+    }
+
+    /// Whether the delivery carries a record (everything but snapshots).
+    public var hasRecord: Bool {
+        switch content {
+        case .record(let record): record != nil
+        case .write: true
+        }
+    }
+
+    /// Appends the delivered record's encoding (the bytes `record?.encoded()` returns) to `writer`
+    /// without making the record, and returns its length (0 when there is none: a snapshot).
+    @discardableResult
+    public func encodeRecord(to writer: inout ByteWriter) -> Int {
+        let start = writer.count
+        switch content {
+        case .record(let record?): record.encode(to: &writer)
+        case .record(nil): break
+        case .write(let write):
+            DeltaRecord.encodeSingleWrite(
+                origin: origin, sequence: firstSequence, requestsAcknowledgement: write.requestsAcknowledgement,
+                update: write.update, to: &writer)
+        }
+        return writer.count - start
+    }
+
+    /// The keys the delivered record changed, in its order (`nil` for a snapshot).
+    public var keys: [String]? {
+        switch content {
+        case .record(let record): record.map { $0.updates.map(\.key) }
+        case .write(let write): [write.update.key]
+        }
     }
 
     public static func == (lhs: Delivery, rhs: Delivery) -> Bool {
@@ -65,6 +129,17 @@ public struct Delivery: Sendable, Hashable {
         hasher.combine(origin)
         hasher.combine(firstSequence)
         hasher.combine(lastSequence)
+    }
+}
+
+/// A local write as its delivery carries it (boxed: a delivery stays as small as its record reference).
+private final class LocalWrite: Sendable {
+    let update: KeyedDelta
+    let requestsAcknowledgement: Bool
+
+    init(update: KeyedDelta, requestsAcknowledgement: Bool) {
+        self.update = update
+        self.requestsAcknowledgement = requestsAcknowledgement
     }
 }
 
@@ -88,13 +163,33 @@ public struct WriteOutcome: Sendable {
     public let id: WriteID
     /// The HLC timestamp the write carries.
     public let timestamp: HLCTimestamp
-    /// The encoded size of the write's delta alone (key and CRDT delta, no protocol metadata).
-    public let deltaByteCount: Int
-    /// The encoded size of the write as a protocol delta record of its own (origin, sequence,
-    /// amortised dependencies, key, CRDT delta): what every other replica must receive.
-    public let recordByteCount: Int
     /// The actions to carry out (the local delivery, and the acknowledgement for `.local`).
     public let actions: [ReplicationAction]
+    /// The write's key and delta.
+    let update: KeyedDelta
+
+    init(id: WriteID, timestamp: HLCTimestamp, update: KeyedDelta, actions: [ReplicationAction]) {
+        self.id = id
+        self.timestamp = timestamp
+        self.update = update
+        self.actions = actions
+    }
+
+    /// The encoded size of the write's delta alone (key and CRDT delta, no protocol metadata).
+    /// Computed on each access (it encodes the delta).
+    public var deltaByteCount: Int {
+        var writer = ByteWriter()
+        writer.writeString(update.key)
+        PayloadCodec.encode(update.value, to: &writer)
+        return writer.count
+    }
+
+    /// The encoded size of the write as a protocol delta record of its own (origin, sequence,
+    /// amortised dependencies, key, CRDT delta): what every other replica must receive.
+    /// Computed on each access (it encodes the delta).
+    public var recordByteCount: Int {
+        DeltaRecord.singleWriteHeaderByteCount(origin: id.replica, sequence: id.sequence) + deltaByteCount
+    }
 }
 
 /// Counters and sizes of one domain at one replica.

@@ -115,6 +115,27 @@ public final class DeltaRecord: Sendable, Equatable, CustomStringConvertible {
         return latest
     }
 
+    /// The bytes a record of one write (`sequence` by `origin`) spends before its key: origin,
+    /// sequence and the flags byte (no span, no timestamp beyond its payload's, no key count).
+    package static func singleWriteHeaderByteCount(origin: ReplicaID, sequence: UInt64) -> Int {
+        varintByteCount(origin.rawValue) + varintByteCount(sequence) + 1
+    }
+
+    /// Writes what `encodeFields` writes for the record of one write, `sequence` by `origin`, whose
+    /// timestamp is the one its payload implies (every local write's record) without the record or
+    /// an array of its one update: origin, sequence, flags (acknowledgement requested or not), key,
+    /// payload.
+    static func encodeSingleWrite(
+        origin: ReplicaID, sequence: UInt64, requestsAcknowledgement: Bool, update: KeyedDelta,
+        to writer: inout ByteWriter
+    ) {
+        writer.writeVarint(origin.rawValue)
+        writer.writeVarint(sequence)
+        writer.writeByte(requestsAcknowledgement ? 1 : 0)
+        writer.writeString(update.key)
+        PayloadCodec.encode(update.value, to: &writer)
+    }
+
     // origin firstSequence span flags [timestamp] updates(count (key value)*)
     static func encodeFields(
         origin: ReplicaID, firstSequence: UInt64, lastSequence: UInt64, timestamp: HLCTimestamp,

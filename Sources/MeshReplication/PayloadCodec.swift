@@ -20,11 +20,11 @@ enum PayloadCodec {
         }
         switch value {
         case .counter(let counter):
-            writeCounts(counter.increments.counts, to: &writer)
-            writeCounts(counter.decrements.counts, to: &writer)
+            writeCounts(of: counter.increments, to: &writer)
+            writeCounts(of: counter.decrements, to: &writer)
             if counter.hasResets {
-                writeCounts(counter.resetIncrements.counts, to: &writer)
-                writeCounts(counter.resetDecrements.counts, to: &writer)
+                writeCounts(of: counter.resetIncrements, to: &writer)
+                writeCounts(of: counter.resetDecrements, to: &writer)
             }
         case .set(let set):
             writeContext(set.context, to: &writer)
@@ -295,6 +295,15 @@ enum PayloadCodec {
     }
 
     // MARK: Parts
+
+    /// A counter's counts, as `writeCounts(_:to:)` writes them (no array of them to build).
+    static func writeCounts(of counter: GCounter, to writer: inout ByteWriter) {
+        writer.writeCount(counter.replicaCount)
+        counter.forEachCount { entry in
+            writer.writeVarint(entry.replica.rawValue)
+            writer.writeVarint(entry.counter)
+        }
+    }
 
     static func writeCounts(_ counts: [VersionVector.Entry], to writer: inout ByteWriter) {
         writer.writeCount(counts.count)

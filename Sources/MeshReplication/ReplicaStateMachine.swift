@@ -503,13 +503,10 @@ public struct ReplicaStateMachine: Sendable {
         // sets...): receivers' clocks observe it, and the wire need not repeat it.
         let recordTimestamp = DeltaRecord.impliedTimestamp(of: update)
 
-        // The write as a delta of its own (also what it costs on the wire when not grouped).
-        let single = DeltaRecord(
-            origin: replicaID, firstSequence: sequence, lastSequence: sequence, timestamp: recordTimestamp,
-            requestsAcknowledgement: wantsAcknowledgement, updates: [update])
         // Join the open delta-group only if nothing was delivered since it opened: a group
         // must not jump ahead of a remote delta one of its writes observed. The group is joined
-        // in place; its record is made when it closes or the log is read (`materializeOpenGroup`).
+        // in place; its record is made when it closes or the log is read (`materializeOpenGroup`),
+        // and a write that joins it needs no record of its own (its delivery carries the write).
         if configuration.joinsLocalWrites, domains[index].isGroupOpen,
             let group = domains[index].openGroup, group.lastSequence == sequence - 1,
             group.writeCount < UInt64(configuration.maximumGroupWrites),
@@ -522,6 +519,10 @@ public struct ReplicaStateMachine: Sendable {
                 // The open group is closed by this write: it still has to be pushed.
                 domains[index].pendingPush.append((open, nil))
             }
+            // The write as a delta of its own: the log's newest record, and the group it opens.
+            let single = DeltaRecord(
+                origin: replicaID, firstSequence: sequence, lastSequence: sequence, timestamp: recordTimestamp,
+                requestsAcknowledgement: wantsAcknowledgement, updates: [update])
             domains[index].log.append(single, at: now)
             domains[index].isGroupOpen = true
             if configuration.joinsLocalWrites { domains[index].openGroup = OpenGroup(single) }
@@ -533,8 +534,8 @@ public struct ReplicaStateMachine: Sendable {
         var actions: [ReplicationAction] = [
             .deliver(
                 Delivery(
-                    domain: domain, origin: replicaID, firstSequence: sequence, lastSequence: sequence, source: .local,
-                    record: single))
+                    localWrite: update, sequence: sequence, requestsAcknowledgement: wantsAcknowledgement,
+                    domain: domain, origin: replicaID))
         ]
         let required = requiredReplicas(for: concern)
         if required <= 1 {
@@ -545,12 +546,7 @@ public struct ReplicaStateMachine: Sendable {
                     id: id, domain: index, required: required,
                     deadline: now.advanced(by: configuration.writeConcernTimeoutMilliseconds)))
         }
-        // The delta alone (key and payload) is the single record minus its header: origin,
-        // sequence and a flags byte (one write, one key, no timestamp beyond the payload's).
-        let header = Self.varintByteCount(replicaID.rawValue) + Self.varintByteCount(sequence) + 1
-        return WriteOutcome(
-            id: id, timestamp: timestamp, deltaByteCount: single.encodedByteCount - header,
-            recordByteCount: single.encodedByteCount, actions: actions)
+        return WriteOutcome(id: id, timestamp: timestamp, update: update, actions: actions)
     }
 
     /// Why `operation` may not be written over `existing` (the object at `key` of domain `index`), or `nil`.
@@ -1583,11 +1579,6 @@ public struct ReplicaStateMachine: Sendable {
             }
         }
         pendingWrites = kept
-    }
-
-    /// The bytes of `value` as a LEB128 varint.
-    static func varintByteCount(_ value: UInt64) -> Int {
-        MeshReplication.varintByteCount(value)
     }
 
     private func requiredReplicas(for concern: WriteConcern) -> Int {

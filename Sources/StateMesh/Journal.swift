@@ -28,13 +28,12 @@ struct JournalBatch {
     /// Whether a record of `domain` may join (a row holds one domain).
     func accepts(_ domain: String) -> Bool { count == 0 || domain == self.domain }
 
-    mutating func append(_ record: DeltaRecord, in domain: String) {
-        precondition(accepts(domain), "a journal batch holds one domain")
-        if count == 0 { self.domain = domain }
-        let bytes = record.encoded()
-        writer.writeVarint(UInt64(bytes.count))
-        writer.writeBytes(bytes)
+    /// Appends the record of `delivery` (encoded in place, no record made for it) and returns its size.
+    mutating func append(_ delivery: Delivery) -> Int {
+        precondition(accepts(delivery.domain), "a journal batch holds one domain")
+        if count == 0 { self.domain = delivery.domain }
         count += 1
+        return writer.writeLengthPrefixed { delivery.encodeRecord(to: &$0) }
     }
 
     /// The batch as a row (domain, bytes, record count); empties the batch.

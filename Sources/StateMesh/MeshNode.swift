@@ -698,17 +698,20 @@ public actor MeshNode: Service {
         // Not `let machine = replica`: a copy of the state machine per delivery retains all its storage.
         guard replica != nil, storageFailure == nil else { return }
         do {
-            if let record = delivery.record {
-                if delivery.source == .local {
-                    // Own writes gather into one row per commit; remote deltas keep a row each.
-                    if !journalBatch.accepts(delivery.domain) { try flushJournalBatch() }
-                    journalBatch.append(record, in: delivery.domain)
-                    scheduleBatchedCommit()
-                    if journalBatch.isFull { try flushJournalBatch() }
-                    ownWritesUncommitted = true
-                } else {
-                    try persist { _ = try $0.appendRecord(domain: delivery.domain, bytes: record.encoded()) }
-                }
+            if delivery.source == .local {
+                // Own writes gather into one row per commit; remote deltas keep a row each. A local
+                // write's record is encoded straight into the row (it has no record object of its own).
+                if !journalBatch.accepts(delivery.domain) { try flushJournalBatch() }
+                let byteCount = journalBatch.append(delivery)
+                scheduleBatchedCommit()
+                if journalBatch.isFull { try flushJournalBatch() }
+                ownWritesUncommitted = true
+                journaledSinceCheckpoint += 1
+                journaledBytesSinceCheckpoint += byteCount
+                traffic.localDeltaBytes += UInt64(
+                    byteCount - DeltaRecord.singleWriteHeaderByteCount(origin: delivery.origin, sequence: delivery.firstSequence))
+            } else if let record = delivery.record {
+                try persist { _ = try $0.appendRecord(domain: delivery.domain, bytes: record.encoded()) }
                 journaledSinceCheckpoint += 1
                 journaledBytesSinceCheckpoint += record.encodedByteCount
             }
@@ -717,7 +720,7 @@ public actor MeshNode: Service {
             // up to half its size: its cost per journaled byte stays bounded however large the state (with a
             // checkpoint every 10,000 records, SADD into a set of 60,000 members spent half of node 1's CPU
             // encoding checkpoints). The journal between checkpoints stays under half the state's size.
-            if delivery.record == nil
+            if !delivery.hasRecord
                 || (journaledSinceCheckpoint >= configuration.checkpointRecordCount
                     && journaledBytesSinceCheckpoint * 2 >= lastCheckpointByteCount)
             {
@@ -890,7 +893,6 @@ public actor MeshNode: Service {
         }
         metrics.writes.increment()
         traffic.localWrites += 1
-        traffic.localDeltaBytes += UInt64(outcome.deltaByteCount)
         let waitsForReplicas = !outcome.actions.contains { if case .acknowledge = $0 { true } else { false } }
         handle(outcome.actions)
         return (outcome.id, waitsForReplicas)

@@ -87,7 +87,7 @@ extension MeshNode {
             case .snapshot: .snapshot
             }
         let keys: [String] =
-            if let record = delivery.record { record.updates.map(\.key) } else {
+            if let keys = delivery.keys { keys } else {
                 (machine.objects(in: delivery.domain)?.keys).map { $0.sorted() } ?? []
             }
         for key in keys {

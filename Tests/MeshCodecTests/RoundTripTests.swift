@@ -208,4 +208,35 @@ struct RoundTripTests {
         #expect(try MeshCodec.decode(PNCounter.self, from: &reader) == counter)
         #expect(reader.isAtEnd)
     }
+
+    @Test("a body written in place after its length prefix reads back as a length-prefixed byte string")
+    func lengthPrefixedInPlace() throws {
+        // Around every varint width boundary of the prefix (1, 2 and 3 bytes), after other bytes.
+        let lengths = [0, 1, 127, 128, 129, 300, 16_383, 16_384, 70_000]
+        var writer = ByteWriter()
+        writer.writeVarint(7)
+        for length in lengths {
+            let body = (0..<length).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ length) }
+            let written = writer.writeLengthPrefixed { inner in
+                // In pieces, as an encoder writes.
+                for chunk in stride(from: 0, to: body.count, by: 100) {
+                    inner.writeBytes(body[chunk..<min(body.count, chunk + 100)])
+                }
+            }
+            #expect(written == length)
+        }
+        var reference = ByteWriter()
+        reference.writeVarint(7)
+        for length in lengths {
+            reference.writeLengthPrefixed((0..<length).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ length) })
+        }
+        #expect(writer.bytes == reference.bytes)
+        var reader = try ByteReader(writer.bytes)
+        #expect(try reader.readVarint("seven") == 7)
+        for length in lengths {
+            let bytes = try reader.readLengthPrefixed("body")
+            #expect(bytes == (0..<length).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ length) })
+        }
+        #expect(reader.isAtEnd)
+    }
 }

@@ -30,3 +30,48 @@ func deltaByteCountIsKeyAndPayload(replicaID: ReplicaID) throws {
         }
     }
 }
+
+/// A local write's delivery encodes, without making a record, exactly the bytes of the record it
+/// stands for (what the node journals), whether the write joined the open delta-group or opened one
+/// (ticks close groups), with and without an acknowledgement requested; and the encoding decodes
+/// back to that record.
+@Test(arguments: [ReplicaID(1), ReplicaID(300), ReplicaID(UInt64.max >> 1)])
+func localDeliveryEncodesItsRecord(replicaID: ReplicaID) throws {
+    var machine = ReplicaStateMachine(
+        replicaID: replicaID, domains: [DomainConfiguration(name: "d")], peers: [PeerID(replicaID.rawValue &+ 1)],
+        configuration: ReplicationConfiguration(), seed: 1)
+    let operations: [(String, WriteOperation)] = [
+        ("c", .increment(5)), ("c", .decrement(70_000)), ("s", .insert("a")), ("s", .remove("a")),
+        ("m", .setField("f", String(repeating: "v", count: 200))), ("m", .removeField("f")), ("r", .assign("x")),
+        ("long", .assign(String(repeating: "é", count: 20_000))),
+    ]
+    var now = Instant(milliseconds: 1_000)
+    var ticks = 0
+    for round in 0..<30 {
+        for (position, (key, operation)) in operations.enumerated() {
+            let outcome = try machine.write(
+                operation, to: "\(key)\(round % 3)", in: "d", requestsAcknowledgement: position % 2 == 0, now: now)
+            let delivery = try #require(
+                outcome.actions.lazy.compactMap { action -> Delivery? in
+                    if case .deliver(let delivery) = action { delivery } else { nil }
+                }.first)
+            let record = try #require(delivery.record)
+            #expect(delivery.hasRecord)
+            #expect(delivery.keys == ["\(key)\(round % 3)"])
+            var writer = ByteWriter()
+            writer.writeByte(0xAB)  // encodes after what the writer holds
+            let count = delivery.encodeRecord(to: &writer)
+            #expect(count == record.encodedByteCount)
+            #expect(Array(writer.bytes.dropFirst()) == record.encoded())
+            #expect(try DeltaRecord.decoded(Array(writer.bytes.dropFirst()), limits: .default) == record)
+            #expect(outcome.recordByteCount == record.encodedByteCount)
+        }
+        // Ticks close the open group now and then: later writes open the next one.
+        now = now.advanced(by: 7)
+        if round % 4 == 3 {
+            _ = machine.tick(now: now)
+            ticks += 1
+        }
+    }
+    #expect(ticks > 0)
+}
