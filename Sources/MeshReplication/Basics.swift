@@ -231,3 +231,29 @@ public struct WriteID: Hashable, Sendable, CustomStringConvertible {
 
     public var description: String { "\(domain)/\(replica):\(sequence)" }
 }
+
+/// The position of each replicated domain, by name. Every write, read and received message looks
+/// its domain up; a node replicates a handful of domains, so up to `scanLimit` names are compared
+/// one by one (equal short names compare as two words, and a front door passes the same string
+/// each time) instead of hashing the name. More domains go through a dictionary.
+struct DomainIndex: Sendable {
+    static let scanLimit = 8
+    private let names: [String]
+    private let positions: [String: Int]
+
+    init(_ names: [String]) {
+        var positions: [String: Int] = [:]
+        for (position, name) in names.enumerated() {
+            precondition(positions[name] == nil, "domain \(name) configured twice")
+            positions[name] = position
+        }
+        self.names = names
+        self.positions = names.count > Self.scanLimit ? positions : [:]
+    }
+
+    subscript(name: String) -> Int? {
+        guard names.count <= Self.scanLimit else { return positions[name] }
+        for position in names.indices where names[position] == name { return position }
+        return nil
+    }
+}

@@ -202,7 +202,7 @@ public struct ReplicaStateMachine: Sendable {
     var clock: HybridLogicalClock
     var random: SplitMix64
     var domains: [Domain]
-    var domainIndex: [String: Int]
+    var domainIndex: DomainIndex
     /// Known peers, sorted.
     public private(set) var peers: [PeerID]
     /// Plumtree eager links, sorted.
@@ -254,12 +254,7 @@ public struct ReplicaStateMachine: Sendable {
         self.clock = HybridLogicalClock(maximumForwardOffsetMilliseconds: configuration.maximumClockOffsetMilliseconds)
         self.random = SplitMix64(seed: seed ^ (replicaID.rawValue &* 0x9E37_79B9_7F4A_7C15))
         self.domains = domains.map { Domain(configuration: $0) }
-        var index: [String: Int] = [:]
-        for (position, domain) in domains.enumerated() {
-            precondition(index[domain.name] == nil, "domain \(domain.name) configured twice")
-            index[domain.name] = position
-        }
-        self.domainIndex = index
+        self.domainIndex = DomainIndex(domains.map(\.name))
         self.peers = Array(Set(peers.filter { $0 != replicaID })).sorted()
         chooseInitialLinks()
     }
@@ -531,22 +526,20 @@ public struct ReplicaStateMachine: Sendable {
             maximumCount: configuration.maximumLogDeltas, maximumBytes: configuration.maximumLogBytes)
 
         let id = WriteID(domain: domain, replica: replicaID, sequence: sequence)
-        var actions: [ReplicationAction] = [
-            .deliver(
-                Delivery(
-                    localWrite: update, sequence: sequence, requestsAcknowledgement: wantsAcknowledgement,
-                    domain: domain, origin: replicaID))
-        ]
+        let delivery = ReplicationAction.deliver(
+            Delivery(
+                localWrite: update, sequence: sequence, requestsAcknowledgement: wantsAcknowledgement,
+                domain: domain, origin: replicaID))
         let required = requiredReplicas(for: concern)
+        // Both actions at once when the write is acknowledged now: appending the second grew the array.
         if required <= 1 {
-            actions.append(.acknowledge(id))
-        } else {
-            pendingWrites.append(
-                PendingWrite(
-                    id: id, domain: index, required: required,
-                    deadline: now.advanced(by: configuration.writeConcernTimeoutMilliseconds)))
+            return WriteOutcome(id: id, timestamp: timestamp, update: update, actions: [delivery, .acknowledge(id)])
         }
-        return WriteOutcome(id: id, timestamp: timestamp, update: update, actions: actions)
+        pendingWrites.append(
+            PendingWrite(
+                id: id, domain: index, required: required,
+                deadline: now.advanced(by: configuration.writeConcernTimeoutMilliseconds)))
+        return WriteOutcome(id: id, timestamp: timestamp, update: update, actions: [delivery])
     }
 
     /// Why `operation` may not be written over `existing` (the object at `key` of domain `index`), or `nil`.

@@ -130,6 +130,29 @@ struct LocalWriteTests {
         }
     }
 
+    @Test("domains are found by name with few domains (compared one by one) and many (hashed)", arguments: [3, 12])
+    func domainLookup(count: Int) throws {
+        let names = (0..<count).map { "domain-\($0)" }
+        var machine = replica(a, domains: names.map { DomainConfiguration(name: $0) })
+        for position in names.indices {
+            // A name equal to the configured one but made anew (not the same string storage).
+            let key = String("domain-\(position)".utf8.map { Character(UnicodeScalar($0)) })
+            _ = try machine.write(.increment(UInt64(position + 1)), to: "k", in: key, now: t0)
+        }
+        for (position, name) in names.enumerated() {
+            #expect(machine.vector(of: name)?[a] == 1)
+            guard case .counter(let counter)? = machine.value(of: "k", in: name) else {
+                Issue.record("no counter in \(name)")
+                continue
+            }
+            #expect(counter.value == Int64(position + 1))
+        }
+        for unknown in ["", "domain-", "domain-\(count)", "Domain-0", "domain-0 "] {
+            #expect(machine.vector(of: unknown) == nil)
+            #expect(throws: ReplicationError.self) { try machine.write(.increment(1), to: "k", in: unknown, now: t0) }
+        }
+    }
+
     @Test("writes between two flushes join into one delta-group covering their sequence range")
     func deltaGroup() throws {
         var machine = replica(a, peers: [b])
