@@ -328,9 +328,9 @@ extension RESPConnectionHandler {
     }
 
     private func command(_ arguments: [ByteBuffer], into out: inout ByteBuffer) throws(CommandError) {
-        let names = CommandTable.arity.keys.sorted()
+        let names = CommandTable.commands.keys.sorted()
         func writeInfo(_ name: String) {
-            let arity = CommandTable.arity[name] ?? 0
+            let arity = CommandTable.commands[name]?.arity ?? 0
             let hasKeys = !["PING", "ECHO", "HELLO", "AUTH", "SELECT", "CLIENT", "COMMAND", "CONFIG", "INFO", "QUIT",
                 "RESET", "DBSIZE", "KEYS", "SCAN", "WAIT", "SUBSCRIBE", "PSUBSCRIBE", "UNSUBSCRIBE", "PUNSUBSCRIBE", "MESH"]
                 .contains(name)
@@ -357,7 +357,7 @@ extension RESPConnectionHandler {
             out.writeRESPArrayHeader(count: arguments.count - 2)
             for argument in arguments.dropFirst(2) {
                 let name = Self.commandName(argument)
-                if CommandTable.arity[name] != nil { writeInfo(name) } else { out.writeRESPNullArray(version: version) }
+                if CommandTable.commands[name] != nil { writeInfo(name) } else { out.writeRESPNullArray(version: version) }
             }
         case "LIST":
             out.writeRESPArrayHeader(count: names.count)
