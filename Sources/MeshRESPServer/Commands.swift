@@ -25,7 +25,8 @@ struct CommandError: Error {
         "ERR StateMesh stores text: keys, members, fields and values must be valid UTF-8")
 }
 
-/// The commands: name → (arity as Redis counts it, the command name included: `n` exactly, `-n` at least).
+/// The commands: name → arity as Redis counts it (the command name included: `n` exactly, `-n` at least)
+/// and what the name runs.
 enum CommandTable {
     /// What a command name runs: `execute` switches on it, so finding a command costs one look-up of
     /// its name here (a `switch` over the names compared them one by one: about 50 comparisons for a

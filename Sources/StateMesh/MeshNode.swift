@@ -698,7 +698,7 @@ public actor MeshNode: Service {
         // Not `let machine = replica`: a copy of the state machine per delivery retains all its storage.
         guard replica != nil, storageFailure == nil else { return }
         do {
-            if delivery.source == .local {
+            if delivery.source == .local, delivery.hasRecord {
                 // Own writes gather into one row per commit; remote deltas keep a row each. A local
                 // write's record is encoded straight into the row (it has no record object of its own).
                 if !journalBatch.accepts(delivery.domain) { try flushJournalBatch() }
