@@ -83,6 +83,7 @@ public struct ByteWriter: Sendable {
     ///
     /// The body is written in place after a one-byte prefix, which is widened (moving the body) only
     /// when the body is 128 bytes or longer: no scratch buffer to encode into and copy from.
+    @inlinable
     @discardableResult
     public mutating func writeLengthPrefixed(_ body: (inout ByteWriter) throws -> Void) rethrows -> Int {
         let prefixAt = storage.count
