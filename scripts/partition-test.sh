@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # A real network partition: three `mesh node` processes, each in its own network namespace joined by
-# a bridge, talk over veth links; iptables in node 3's namespace drops every packet to and from the
+# a bridge in a namespace of its own (so the host's FORWARD chain, e.g. Docker's DROP policy with
+# br_netfilter loaded, never sees their traffic), talk over veth links; iptables in node 3's namespace drops every packet to and from the
 # other two (no resets: their sessions just go silent), both sides keep writing through redis-cli, the
 # rules are removed, and every node must converge to the same values with no acknowledged write lost.
 #
@@ -46,8 +47,8 @@ cleanup() {
         mkdir -p "$LOGS"
         for n in 1 2 3; do cp "$scratch/node$n/log" "$LOGS/node$n.log" 2>/dev/null || true; done
     fi
-    for n in 1 2 3; do ip netns delete "${prefix}n$n" 2>/dev/null || true; done
-    ip link delete "$bridge" 2>/dev/null || true
+    # Deleting a namespace deletes its end of each veth (and so the pair) and, for the switch, the bridge.
+    for namespace in n1 n2 n3 sw; do ip netns delete "${prefix}$namespace" 2>/dev/null || true; done
     rm -rf "$scratch"
 }
 trap cleanup EXIT
@@ -59,13 +60,16 @@ cli() { local n=$1; shift; at "$n" redis-cli -p 6379 "$@"; }
 # integer N ARGS...: runs a command that answers an integer; fails unless it did.
 integer() { local reply; reply=$(cli "$@") && [[ $reply =~ ^-?[0-9]+$ ]]; }
 
-say "namespaces ${prefix}n1..3 on bridge $bridge (10.231.0.0/24)"
-ip link add "$bridge" type bridge
-ip link set "$bridge" up
+say "namespaces ${prefix}n1..3 on bridge $bridge in namespace ${prefix}sw (10.231.0.0/24)"
+# The bridge lives in its own namespace: bridged frames go through that namespace's (empty) netfilter
+# hooks, whatever the host's FORWARD policy and br_netfilter settings are.
+ip netns add "${prefix}sw"
+ip netns exec "${prefix}sw" ip link add "$bridge" type bridge
+ip netns exec "${prefix}sw" ip link set "$bridge" up
 for n in 1 2 3; do
     ip netns add "${prefix}n$n"
-    ip link add "${prefix}v$n" type veth peer name eth0 netns "${prefix}n$n"
-    ip link set "${prefix}v$n" master "$bridge" up
+    ip link add "${prefix}v$n" netns "${prefix}sw" type veth peer name eth0 netns "${prefix}n$n"
+    ip netns exec "${prefix}sw" ip link set "${prefix}v$n" master "$bridge" up
     at "$n" ip link set lo up
     at "$n" ip addr add "10.231.0.$n/24" dev eth0
     at "$n" ip link set eth0 up
