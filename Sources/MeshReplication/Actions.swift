@@ -175,21 +175,23 @@ public struct WriteOutcome: Sendable {
         self.actions = actions
     }
 
-    /// The encoded size of the write's delta alone (key and CRDT delta, no protocol metadata).
-    /// Computed on each access (it encodes the delta).
-    public var deltaByteCount: Int {
+    /// The encoded sizes of the write: its delta alone (key and CRDT delta, no protocol metadata),
+    /// and the write as a protocol delta record of its own (origin, sequence, flags, key, CRDT delta:
+    /// what every other replica must receive). Computed on each access, from one encoding of the
+    /// delta: a caller that wants both asks once.
+    public var encodedSizes: (delta: Int, record: Int) {
         var writer = ByteWriter()
         writer.writeString(update.key)
         PayloadCodec.encode(update.value, to: &writer)
-        return writer.count
+        let delta = writer.count
+        return (delta, DeltaRecord.singleWriteHeaderByteCount(origin: id.replica, sequence: id.sequence) + delta)
     }
 
-    /// The encoded size of the write as a protocol delta record of its own (origin, sequence,
-    /// amortised dependencies, key, CRDT delta): what every other replica must receive.
-    /// Computed on each access (it encodes the delta).
-    public var recordByteCount: Int {
-        DeltaRecord.singleWriteHeaderByteCount(origin: id.replica, sequence: id.sequence) + deltaByteCount
-    }
+    /// `encodedSizes.delta`.
+    public var deltaByteCount: Int { encodedSizes.delta }
+
+    /// `encodedSizes.record`.
+    public var recordByteCount: Int { encodedSizes.record }
 }
 
 /// Counters and sizes of one domain at one replica.

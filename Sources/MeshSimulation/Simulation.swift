@@ -708,8 +708,9 @@ public struct Simulation {
         for origin in dirtyLists[pair] { dirty[pair * count + Int(origin)] = false }
         dirtyLists[pair].removeAll(keepingCapacity: true)
         report.writes += 1
-        report.lowerBoundBytes += (scenario.nodes - 1) * outcome.recordByteCount
-        report.bareDeltaLowerBoundBytes += (scenario.nodes - 1) * outcome.deltaByteCount
+        let sizes = outcome.encodedSizes
+        report.lowerBoundBytes += (scenario.nodes - 1) * sizes.record
+        report.bareDeltaLowerBoundBytes += (scenario.nodes - 1) * sizes.delta
         perform(outcome.actions, at: node, observations: observeDeliveries(in: outcome.actions, at: node))
     }
 
