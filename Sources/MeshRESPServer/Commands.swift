@@ -648,6 +648,14 @@ extension RESPConnectionHandler {
             // written before the first field's presence counts).
             let (firstField, firstIsPresent) = try Self.map(
                 node.object(at: key.key, in: key.domain), typeCheckedContains: arguments[2])
+            if arguments.count == 4 {
+                // One field (nearly every HSET): no array of pairs to check before writing.
+                let value = try Self.text(arguments[3])
+                try write(.setField(firstField, value), to: key, node: node)
+                notify(key, "hset")
+                if name == "HMSET" { out.writeRESPSimpleString("OK") } else { out.writeRESPInteger(firstIsPresent ? 0 : 1) }
+                return
+            }
             var pairs: [(String, String)] = []
             pairs.reserveCapacity((arguments.count - 2) / 2)
             pairs.append((firstField, try Self.text(arguments[3])))

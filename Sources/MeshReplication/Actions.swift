@@ -163,16 +163,26 @@ public struct WriteOutcome: Sendable {
     public let id: WriteID
     /// The HLC timestamp the write carries.
     public let timestamp: HLCTimestamp
-    /// The actions to carry out (the local delivery, and the acknowledgement for `.local`).
-    public let actions: [ReplicationAction]
+    /// The write's local delivery (the first of `actions`).
+    public let delivery: Delivery
+    /// Whether the write's concern is met already (`.local`): `actions` then acknowledges it.
+    public let isAcknowledged: Bool
     /// The write's key and delta.
     let update: KeyedDelta
 
-    init(id: WriteID, timestamp: HLCTimestamp, update: KeyedDelta, actions: [ReplicationAction]) {
+    init(id: WriteID, timestamp: HLCTimestamp, update: KeyedDelta, delivery: Delivery, isAcknowledged: Bool) {
         self.id = id
         self.timestamp = timestamp
         self.update = update
-        self.actions = actions
+        self.delivery = delivery
+        self.isAcknowledged = isAcknowledged
+    }
+
+    /// The actions to carry out: the local delivery, and the acknowledgement when `isAcknowledged`.
+    /// Made on each access; a caller on the write path takes `delivery` and `isAcknowledged` instead
+    /// (an array per write was an allocation and a free per front-door write).
+    public var actions: [ReplicationAction] {
+        isAcknowledged ? [.deliver(delivery), .acknowledge(id)] : [.deliver(delivery)]
     }
 
     /// The encoded sizes of the write: its delta alone (key and CRDT delta, no protocol metadata),

@@ -526,20 +526,17 @@ public struct ReplicaStateMachine: Sendable {
             maximumCount: configuration.maximumLogDeltas, maximumBytes: configuration.maximumLogBytes)
 
         let id = WriteID(domain: domain, replica: replicaID, sequence: sequence)
-        let delivery = ReplicationAction.deliver(
-            Delivery(
-                localWrite: update, sequence: sequence, requestsAcknowledgement: wantsAcknowledgement,
-                domain: domain, origin: replicaID))
+        let delivery = Delivery(
+            localWrite: update, sequence: sequence, requestsAcknowledgement: wantsAcknowledgement,
+            domain: domain, origin: replicaID)
         let required = requiredReplicas(for: concern)
-        // Both actions at once when the write is acknowledged now: appending the second grew the array.
-        if required <= 1 {
-            return WriteOutcome(id: id, timestamp: timestamp, update: update, actions: [delivery, .acknowledge(id)])
+        if required > 1 {
+            pendingWrites.append(
+                PendingWrite(
+                    id: id, domain: index, required: required,
+                    deadline: now.advanced(by: configuration.writeConcernTimeoutMilliseconds)))
         }
-        pendingWrites.append(
-            PendingWrite(
-                id: id, domain: index, required: required,
-                deadline: now.advanced(by: configuration.writeConcernTimeoutMilliseconds)))
-        return WriteOutcome(id: id, timestamp: timestamp, update: update, actions: [delivery])
+        return WriteOutcome(id: id, timestamp: timestamp, update: update, delivery: delivery, isAcknowledged: required <= 1)
     }
 
     /// Why `operation` may not be written over `existing` (the object at `key` of domain `index`), or `nil`.

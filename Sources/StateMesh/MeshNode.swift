@@ -533,13 +533,9 @@ public actor MeshNode: Service {
                 traffic.messagesSent[message.kind, default: 0] += 1
                 enqueue(Envelope.replication, bytes, to: node)
             case .deliver(let delivery):
-                if delivery.source == .remote { metrics.deltasReceived.increment() }
-                journal(delivery)
-                publish(delivery)
-                deliveryObserver?(delivery)
+                deliver(delivery)
             case .acknowledge(let id):
-                // Every local write is acknowledged here; most have no waiter (hashing the ID costs).
-                if !writeWaiters.isEmpty { writeWaiters.removeValue(forKey: id)?.succeed(()) }
+                acknowledge(id)
             case .completeRead(let result):
                 readWaiters.removeValue(forKey: result.id)?.succeed(result)
             case .fail(let error):
@@ -553,6 +549,20 @@ public actor MeshNode: Service {
                 }
             }
         }
+    }
+
+    /// Journals a delivery and tells the change feed, the subscribers and the observer.
+    private func deliver(_ delivery: Delivery) {
+        if delivery.source == .remote { metrics.deltasReceived.increment() }
+        journal(delivery)
+        publish(delivery)
+        deliveryObserver?(delivery)
+    }
+
+    /// Resolves whoever waits for write `id`'s concern.
+    private func acknowledge(_ id: WriteID) {
+        // Every local write is acknowledged here; most have no waiter (hashing the ID costs).
+        if !writeWaiters.isEmpty { writeWaiters.removeValue(forKey: id)?.succeed(()) }
     }
 
     func handle(_ actions: [MembershipAction]) {
@@ -893,9 +903,10 @@ public actor MeshNode: Service {
         }
         metrics.writes.increment()
         traffic.localWrites += 1
-        let waitsForReplicas = !outcome.actions.contains { if case .acknowledge = $0 { true } else { false } }
-        handle(outcome.actions)
-        return (outcome.id, waitsForReplicas)
+        // The outcome's two actions, carried out as `handle` would, without an array of them per write.
+        deliver(outcome.delivery)
+        if outcome.isAcknowledged { acknowledge(outcome.id) }
+        return (outcome.id, !outcome.isAcknowledged)
     }
 
     /// The object at `address` on this node, or `nil` if nothing was written there.

@@ -65,6 +65,12 @@ private func bytes(_ text: String) -> [UInt8] { Array(text.utf8) }
         #expect(try await client.call("SCARD", "s").integer == 2)
         #expect(try await client.call("HSET", "h", "f1", "v1", "f2", "v2").integer == 2)
         #expect(try await client.call("HSET", "h", "f1", "w1", "f3", "v3").integer == 1)
+        // One field (its own path in HSET): 1 when new, 0 when it was there; HMSET answers OK.
+        #expect(try await client.call("HSET", "h1", "f", "v").integer == 1)
+        #expect(try await client.call("HSET", "h1", "f", "w").integer == 0)
+        #expect(try await client.call("HMSET", "h1", "g", "v").text == "OK")
+        #expect(try await client.call("HGETALL", "h1").texts == ["f", "w", "g", "v"])
+        #expect(try await client.call("DEL", "h1").integer == 1)
         #expect(try await client.call("HGET", "h", "f1").text == "w1")
         #expect(try await client.call("HMGET", "h", "f2", "nope").elements == [.bulkString(Array("v2".utf8)), .null])
         #expect(try await client.call("HDEL", "h", "f2", "nope").integer == 1)
@@ -122,6 +128,9 @@ private func bytes(_ text: String) -> [UInt8] { Array(text.utf8) }
         let field = bytes("abcdefghi") + [0xFF]
         #expect(
             try await client.call(bytes: [bytes("HSET"), bytes("hash"), field, bytes("v")]).errorLine?.hasPrefix(notText)
+                == true)
+        #expect(
+            try await client.call(bytes: [bytes("HSET"), bytes("hash"), bytes("g"), [0xFF]]).errorLine?.hasPrefix(notText)
                 == true)
         #expect(try await client.call("HLEN", "hash").integer == 1)
         #expect(try await client.call("SADD", "sé", "mémbre", "ß", "abcdefgh-ü").integer == 3)
