@@ -173,17 +173,29 @@ final class RESPServerState: @unchecked Sendable {
     var hasSubscribers: Bool { !channelSubscribers.isEmpty || !patternSubscribers.isEmpty }
 
     /// Sends keyspace (`__keyspace@0__:KEY` → event) and keyevent (`__keyevent@0__:EVENT` → key)
-    /// notifications for every key a delivery changed: remote deltas, and local writes not made by a
-    /// RESP command (those notify per command, as Redis does).
+    /// notifications for every key a delivery changed: remote deltas, snapshots from peers, and local
+    /// writes not made by a RESP command (those notify per command, as Redis does).
     ///
     /// A remote delta is named by its net effect (`KeyspaceEvent.name(of:leaving:)`): writes its origin
-    /// joined into one delta-group arrive, and are notified, as one change.
+    /// joined into one delta-group arrive, and are notified, as one change. A snapshot names each key
+    /// it changed once, the same way, its object as received being the delta that was merged.
     func notify(_ delivery: Delivery) {
-        guard hasSubscribers, let record = delivery.record else { return }
-        if delivery.source == .local && isRunningCommands { return }
-        for update in record.updates {
-            let key = KeyNaming.clientName(domain: delivery.domain, key: update.key, defaultDomain: configuration.defaultDomain)
-            let after = node.assumeIsolated { node in node.object(at: update.key, in: delivery.domain) }
+        guard hasSubscribers else { return }
+        switch delivery.source {
+        case .snapshot:
+            notify(delivery.snapshotUpdates, in: delivery.domain)
+        case .local where isRunningCommands:
+            return
+        case .local, .remote:
+            guard let record = delivery.record else { return }
+            notify(record.updates, in: delivery.domain)
+        }
+    }
+
+    private func notify(_ updates: [KeyedDelta], in domain: String) {
+        for update in updates {
+            let key = KeyNaming.clientName(domain: domain, key: update.key, defaultDomain: configuration.defaultDomain)
+            let after = node.assumeIsolated { node in node.object(at: update.key, in: domain) }
             notify(key: key, event: KeyspaceEvent.name(of: update.value, leaving: after))
         }
     }

@@ -45,6 +45,8 @@ public struct Delivery: Sendable, Hashable {
     private enum Content: Sendable {
         case record(DeltaRecord?)
         case write(LocalWrite)
+        /// A snapshot's objects that changed this replica's state, as received.
+        case snapshot([KeyedDelta])
     }
 
     /// Creates a delivery.
@@ -72,6 +74,20 @@ public struct Delivery: Sendable, Hashable {
         self.content = .write(LocalWrite(update: update, requestsAcknowledgement: requestsAcknowledgement))
     }
 
+    /// The delivery of a completed snapshot that advanced `origin` from `firstSequence` to
+    /// `lastSequence`, with the snapshot's objects that changed this replica's state (`snapshotUpdates`).
+    init(
+        snapshotOf domain: String, origin: ReplicaID, firstSequence: UInt64, lastSequence: UInt64,
+        changed: [KeyedDelta]
+    ) {
+        self.domain = domain
+        self.origin = origin
+        self.firstSequence = firstSequence
+        self.lastSequence = lastSequence
+        self.source = .snapshot
+        self.content = .snapshot(changed)
+    }
+
     /// The record delivered: the write itself for `.local`, the remote record for `.remote`, `nil` for
     /// snapshots (a shell that persists deliveries checkpoints the whole state after a snapshot).
     ///
@@ -84,6 +100,7 @@ public struct Delivery: Sendable, Hashable {
                 origin: origin, firstSequence: firstSequence, lastSequence: lastSequence,
                 timestamp: DeltaRecord.impliedTimestamp(of: write.update),
                 requestsAcknowledgement: write.requestsAcknowledgement, updates: [write.update])
+        case .snapshot: nil
         }
     }
 
@@ -92,6 +109,7 @@ public struct Delivery: Sendable, Hashable {
         switch content {
         case .record(let record): record != nil
         case .write: true
+        case .snapshot: false
         }
     }
 
@@ -102,7 +120,7 @@ public struct Delivery: Sendable, Hashable {
         let start = writer.count
         switch content {
         case .record(let record?): record.encode(to: &writer)
-        case .record(nil): break
+        case .record(nil), .snapshot: break
         case .write(let write):
             DeltaRecord.encodeSingleWrite(
                 origin: origin, sequence: firstSequence, requestsAcknowledgement: write.requestsAcknowledgement,
@@ -111,12 +129,22 @@ public struct Delivery: Sendable, Hashable {
         return writer.count - start
     }
 
-    /// The keys the delivered record changed, in its order (`nil` for a snapshot).
+    /// The keys the delivered record changed, in its order; for a snapshot, the keys of
+    /// `snapshotUpdates`. `nil` for a delivery made without a record (the public initializer).
     public var keys: [String]? {
         switch content {
         case .record(let record): record.map { $0.updates.map(\.key) }
         case .write(let write): [write.update.key]
+        case .snapshot(let updates): updates.map(\.key)
         }
+    }
+
+    /// For a snapshot, its objects that changed this replica's state, each as received (the peer's
+    /// whole object: the delta that was merged), in the snapshot's order; empty for other deliveries.
+    /// A snapshot that advances several origins is delivered once per origin, and its changes ride on
+    /// the last of those deliveries (the others carry none), so each changed key is named once.
+    public var snapshotUpdates: [KeyedDelta] {
+        if case .snapshot(let updates) = content { updates } else { [] }
     }
 
     public static func == (lhs: Delivery, rhs: Delivery) -> Bool {

@@ -1264,7 +1264,9 @@ public struct ReplicaStateMachine: Sendable {
             return
         }
         domains[index].staging = nil
-        // Every chunk is here: merge the objects, then (only then) advance V.
+        // Every chunk is here: merge the objects, then (only then) advance V. The objects that change
+        // this replica's state go with the snapshot's delivery (subscribers hear of each key it changed).
+        var changed: [KeyedDelta] = []
         for position in 0..<current.total {
             for object in current.chunks[position] ?? [] {
                 if let problem = withUnsafePointer(to: object, { forgedClaim($0, domain: index) }) {
@@ -1272,13 +1274,22 @@ public struct ReplicaStateMachine: Sendable {
                         .fail(ReplicationError(.invalidDelta, "snapshot from \(peer) \(problem); the object is ignored")))
                     continue
                 }
-                // Merged in place: one lookup, no removal and reinsertion.
-                switch domains[index].objects[object.key]?.merge(object.value) {
-                case nil: domains[index].objects[object.key] = object.value
-                case true?: break
-                case false?:
+                guard let slot = domains[index].objects.index(forKey: object.key) else {
+                    domains[index].objects[object.key] = object.value
+                    if !object.value.isEmpty { changed.append(object) }
+                    continue
+                }
+                // Merged into a copy, compared with the object it replaces: a snapshot is rare, and this
+                // is its one look-up per key.
+                var merged = domains[index].objects.values[slot]
+                guard merged.merge(object.value) else {
                     actions.append(
                         .fail(ReplicationError(.typeMismatch, "snapshot object \(object.key) holds another type")))
+                    continue
+                }
+                if merged != domains[index].objects.values[slot] {
+                    domains[index].objects.values[slot] = merged
+                    changed.append(object)
                 }
             }
         }
@@ -1287,12 +1298,13 @@ public struct ReplicaStateMachine: Sendable {
         domains[index].pendingExtras.merge(current.vector)
         domains[index].snapshotsInstalled += 1
         let name = domains[index].configuration.name
-        for entry in domains[index].vector.entries where entry.counter > before[entry.replica] {
+        let advanced = domains[index].vector.entries.filter { $0.counter > before[$0.replica] }
+        for (position, entry) in advanced.enumerated() {
             actions.append(
                 .deliver(
                     Delivery(
-                        domain: name, origin: entry.replica, firstSequence: before[entry.replica] + 1,
-                        lastSequence: entry.counter, source: .snapshot, record: nil)))
+                        snapshotOf: name, origin: entry.replica, firstSequence: before[entry.replica] + 1,
+                        lastSequence: entry.counter, changed: position == advanced.count - 1 ? changed : [])))
         }
         drainLinks(domain: index, now: now, into: &actions)
     }

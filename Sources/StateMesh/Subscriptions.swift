@@ -86,6 +86,8 @@ extension MeshNode {
             case .remote: .remote
             case .snapshot: .snapshot
             }
+        // A record's keys, or a snapshot's changed objects (`Delivery.keys`); a delivery made without
+        // either (the public initializer) stands for every object of the domain.
         let keys: [String] =
             if let keys = delivery.keys { keys } else {
                 (machine.objects(in: delivery.domain)?.keys).map { $0.sorted() } ?? []

@@ -24,7 +24,8 @@ final class RESPMesh: Sendable {
     /// Starts `count` nodes (node 0 seeds the others) and their RESP servers; waits until the mesh is formed.
     init(
         count: Int, durability: Durability = .always,
-        tuning: @Sendable (inout RESPServerConfiguration) -> Void = { _ in }
+        tuning: @Sendable (inout RESPServerConfiguration) -> Void = { _ in },
+        nodeTuning: @Sendable (inout MeshNodeConfiguration) -> Void = { _ in }
     ) async throws {
         identities = try (0..<count).map { _ in try NodeIdentity.generate() }
         var template = Array("/tmp/statemesh-resp-XXXXXX".utf8CString)
@@ -41,6 +42,7 @@ final class RESPMesh: Sendable {
             configuration.membership.probeTimeoutMilliseconds = 100
             configuration.domains = [DomainConfiguration(name: "default"), DomainConfiguration(name: "fleet")]
             if let seedPort { configuration.seeds = [MemberAddress(host: "127.0.0.1", port: seedPort)] }
+            nodeTuning(&configuration)
             var logger = Logger(label: "resp-test")
             logger.logLevel = .warning
             let node = try MeshNode(configuration: configuration, logger: logger)

@@ -96,6 +96,45 @@ import Testing
         await mesh.stop()
     }
 
+    /// Keys that reach a node in a snapshot (it was offline while its peer's log moved past what it
+    /// had) are notified too, each once, named as a remote delta of the peer's object would be.
+    @Test func keyspaceNotificationsOfASnapshot() async throws {
+        let mesh = try await RESPMesh(count: 2, nodeTuning: { $0.replication.maximumLogDeltas = 2 })
+        let writer = try mesh.client(0)
+        let reader = try mesh.client(1)
+        try await writer.call("SET", "before", "1")
+        try await writer.call("SET", "unchanged", "1")
+        let arrived = await eventually(timeout: .seconds(30)) {
+            (try? await reader.call("GET", "unchanged").text) == "1"
+        }
+        try #require(arrived)
+        #expect(try await reader.call("MESH", "OFFLINE").text == "OK")
+        let subscriber = try mesh.client(1)
+        #expect(try await subscriber.call("PSUBSCRIBE", "__keyspace@0__:*").texts == ["psubscribe", "__keyspace@0__:*"])
+        // Each write its own delta-group (a tick apart), so the log of two keeps the last two only.
+        for index in 0..<5 {
+            try await writer.call("SADD", "set-\(index)", "m")
+            try await Task.sleep(for: .milliseconds(40))
+        }
+        try await writer.call("DEL", "before")
+        try await Task.sleep(for: .milliseconds(40))
+        try await writer.call("HSET", "hash", "f", "v")
+        #expect(try await reader.call("MESH", "ONLINE").text == "OK")
+        var got: Set<[String]> = []
+        while got.count < 7 { got.insert(try #require(try await subscriber.read().texts)) }
+        let expected = (0..<5).map { ["pmessage", "__keyspace@0__:*", "__keyspace@0__:set-\($0)", "sadd"] } + [
+            ["pmessage", "__keyspace@0__:*", "__keyspace@0__:before", "del"],
+            ["pmessage", "__keyspace@0__:*", "__keyspace@0__:hash", "hset"],
+        ]
+        #expect(got == Set(expected))
+        let sent = await mesh.node(0).status().traffic.messagesSent["snapshot"] ?? 0
+        #expect(sent > 0, "the catch-up was not a snapshot")
+        // Nothing more: "unchanged" was not in it as a change, and no key came twice.
+        try await reader.call("SET", "marker", "1")
+        #expect(try await subscriber.read().texts == ["pmessage", "__keyspace@0__:*", "__keyspace@0__:marker", "set"])
+        await mesh.stop()
+    }
+
     /// Changes from another node are notified again after the last subscription went and a new one came
     /// (the server has the node report deliveries only while someone is subscribed).
     @Test func remoteNotificationsAfterResubscribing() async throws {

@@ -674,6 +674,56 @@ struct SnapshotTests {
         #expect(reader.metrics(of: "d")?.snapshotsInstalled == 1)
     }
 
+    @Test("a snapshot's deliveries name the objects it changed, once, on the last origin it advanced")
+    func snapshotNamesItsChanges() throws {
+        var writer = replica(a, peers: [b, c]) { $0.maximumLogDeltas = 2 }
+        var reader = replica(b, peers: [a, c])
+        var third = replica(c, peers: [a, b])
+        // The reader holds "same" and "changed" as the writer does now.
+        _ = try writer.write(.increment(1), to: "same", in: "d", now: at(0))
+        _ = try writer.write(.insert("x"), to: "changed", in: "d", now: at(0))
+        for record in pushedRecords(writer.tick(now: at(0)), to: b) {
+            _ = reader.receive(repair([record]), from: a, now: at(1))
+        }
+        #expect(reader.vector(of: "d")?[a] == 2)
+        // Then the writer changes one of them, writes a new key, takes a write of a third replica and
+        // compacts its log past what the reader has.
+        _ = try writer.write(.insert("y"), to: "changed", in: "d", now: at(10))
+        _ = writer.tick(now: at(10))
+        _ = try writer.write(.assign("v"), to: "new", in: "d", now: at(20))
+        _ = writer.tick(now: at(20))
+        _ = try third.write(.increment(3), to: "from-c", in: "d", now: at(25))
+        for record in pushedRecords(third.tick(now: at(25)), to: a) {
+            _ = writer.receive(repair([record]), from: c, now: at(26))
+        }
+        _ = try writer.write(.assign("w"), to: "new", in: "d", now: at(30))
+        _ = writer.tick(now: at(30))
+        #expect(writer.metrics(of: "d")?.logCount == 2)
+        let digest = ReplicationMessage.digest(
+            isReply: false, vectors: [DomainVector(domain: "d", vector: reader.vector(of: "d")!)])
+        let chunks = sends(writer.receive(digest, from: b, now: at(1_000))).map(\.0)
+        #expect(!chunks.isEmpty && chunks.allSatisfy { $0.kind == "snapshot" })
+        var delivered: [Delivery] = []
+        for chunk in chunks { delivered += deliveries(reader.receive(chunk, from: a, now: at(1_001))) }
+        #expect(reader.objects(in: "d") == writer.objects(in: "d"))
+        // One delivery per origin it advanced (a and c); the changes ride on the last one only.
+        #expect(Set(delivered.map(\.origin)) == [a, c] && delivered.count == 2)
+        #expect(delivered.allSatisfy { $0.source == .snapshot && !$0.hasRecord && $0.record == nil })
+        #expect(delivered.dropLast().allSatisfy { $0.snapshotUpdates.isEmpty && $0.keys == [] })
+        let changes = delivered.last!.snapshotUpdates
+        #expect(Set(changes.map(\.key)) == ["changed", "new", "from-c"] && changes.count == 3)
+        #expect(delivered.last!.keys.map(Set.init) == ["changed", "new", "from-c"])
+        // Each as received: the writer's whole object.
+        for change in changes { #expect(change.value == writer.value(of: change.key, in: "d")) }
+        // A snapshot of nothing new changes nothing: the same objects again name no key.
+        let again = SnapshotChunk(
+            domain: "d", identifier: 99, index: 0, total: 1,
+            vector: writer.vector(of: "d")!.merging(VersionVector([(a, UInt64(9))])),
+            objects: changes)
+        let repeated = deliveries(reader.receive(.snapshot(again), from: a, now: at(1_002)))
+        #expect(repeated.count == 1 && repeated[0].snapshotUpdates.isEmpty)
+    }
+
     @Test("a snapshot larger than the staging bound is refused with limitExceeded and leaves V alone")
     func snapshotBound() {
         var reader = replica(b) { $0.maximumSnapshotBytes = 64 }

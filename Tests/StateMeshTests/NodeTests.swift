@@ -127,6 +127,38 @@ struct NodeTests {
         await cluster.stopAll()
     }
 
+    /// A node that catches up by snapshot (offline while its peer's log moved past what it had) streams
+    /// one event per object the snapshot changed, and none for objects it left as they were.
+    @Test func subscriptionsSeeSnapshotChanges() async throws {
+        let cluster = try Cluster(count: 2) { $0.replication.maximumLogDeltas = 2 }
+        defer { cluster.removeDirectories() }
+        try await cluster.startAll()
+        let nodes = cluster.running
+        #expect(await eventually { await nodes[1].status().peers.first?.state == "alive" })
+        try await nodes[0].counter("fabric://default/unchanged").increment()
+        try await nodes[0].counter("fabric://default/changed").increment()
+        #expect(await eventually { await converged(nodes) })
+        await nodes[1].goOffline()
+        let stream = try await nodes[1].changes(matching: "fabric://default/**")
+        // Each write its own delta-group (a tick apart): the log of two keeps the last two only.
+        try await nodes[0].counter("fabric://default/changed").increment()
+        for index in 0..<4 {
+            try await Task.sleep(for: .milliseconds(40))
+            try await nodes[0].set("fabric://default/new-\(index)").insert("m")
+        }
+        await nodes[1].goOnline()
+        #expect(await eventually { await converged(nodes) })
+        let events = try await collect(stream, timeout: .seconds(2)) { _ in false }
+        var seen: [String: Int] = [:]
+        for event in events { seen[event.address.path, default: 0] += 1 }
+        #expect(seen == ["changed": 1, "new-0": 1, "new-1": 1, "new-2": 1, "new-3": 1])
+        #expect(events.contains { $0.kind == .snapshot })
+        #expect(await nodes[0].status().traffic.messagesSent["snapshot"] ?? 0 > 0)
+        let changed = try #require(events.first { $0.address.path == "changed" })
+        if case .counter(let counter)? = changed.value { #expect(counter.value == 2) } else { Issue.record("not a counter") }
+        await cluster.stopAll()
+    }
+
     /// A subscriber that resumes from its last position after the node restarted gets every missed change once.
     @Test func subscriberResumesAfterRestart() async throws {
         let cluster = try Cluster(count: 2)
