@@ -648,28 +648,23 @@ extension RESPConnectionHandler {
             // written before the first field's presence counts).
             let (firstField, firstIsPresent) = try Self.map(
                 node.object(at: key.key, in: key.domain), typeCheckedContains: arguments[2])
-            if arguments.count == 4 {
-                // One field (nearly every HSET): no array of pairs to check before writing.
-                let value = try Self.text(arguments[3])
-                try write(.setField(firstField, value), to: key, node: node)
-                notify(key, "hset")
-                if name == "HMSET" { out.writeRESPSimpleString("OK") } else { out.writeRESPInteger(firstIsPresent ? 0 : 1) }
-                return
+            // Every field and value is checked as text before anything is written. The first pair is held
+            // apart: nearly every HSET has one field, and needs no array of pairs.
+            let firstValue = try Self.text(arguments[3])
+            var laterPairs: [(String, String)] = []
+            if arguments.count > 4 {
+                laterPairs.reserveCapacity((arguments.count - 4) / 2)
+                var index = 4
+                while index < arguments.count {
+                    laterPairs.append((try Self.text(arguments[index]), try Self.text(arguments[index + 1])))
+                    index += 2
+                }
             }
-            var pairs: [(String, String)] = []
-            pairs.reserveCapacity((arguments.count - 2) / 2)
-            pairs.append((firstField, try Self.text(arguments[3])))
-            var index = 4
-            while index < arguments.count {
-                pairs.append((try Self.text(arguments[index]), try Self.text(arguments[index + 1])))
-                index += 2
-            }
-            var added: Int64 = 0
-            var seen = Set<String>()
-            for (position, (field, value)) in pairs.enumerated() {
-                let isPresent =
-                    position == 0 ? firstIsPresent : Self.map(node.object(at: key.key, in: key.domain), contains: field)
-                if !isPresent && seen.insert(field).inserted {
+            var added: Int64 = firstIsPresent ? 0 : 1
+            try write(.setField(firstField, firstValue), to: key, node: node)
+            var seen: Set<String> = laterPairs.isEmpty || firstIsPresent ? [] : [firstField]
+            for (field, value) in laterPairs {
+                if !Self.map(node.object(at: key.key, in: key.domain), contains: field) && seen.insert(field).inserted {
                     added += 1
                 }
                 try write(.setField(field, value), to: key, node: node)

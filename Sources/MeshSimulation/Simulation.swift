@@ -711,7 +711,9 @@ public struct Simulation {
         let sizes = outcome.encodedSizes
         report.lowerBoundBytes += (scenario.nodes - 1) * sizes.record
         report.bareDeltaLowerBoundBytes += (scenario.nodes - 1) * sizes.delta
-        perform(outcome.actions, at: node, observations: observeDeliveries(in: outcome.actions, at: node))
+        // `actions` is made on each access: once here.
+        let actions = outcome.actions
+        perform(actions, at: node, observations: observeDeliveries(in: actions, at: node))
     }
 
     /// Issues one more write (tests drive the checker directly with it).
