@@ -64,7 +64,7 @@ public struct Delivery: Sendable, Hashable {
 
     /// The delivery of this replica's write `sequence`, which carries the write rather than its
     /// record: a write that joins its open delta-group never needs a record of its own, and a shell
-    /// journals it with `encodeRecord(to:)`.
+    /// journals it from `localWrite`.
     init(localWrite update: KeyedDelta, sequence: UInt64, requestsAcknowledgement: Bool, domain: String, origin: ReplicaID) {
         self.domain = domain
         self.origin = origin
@@ -91,7 +91,7 @@ public struct Delivery: Sendable, Hashable {
     /// The record delivered: the write itself for `.local`, the remote record for `.remote`, `nil` for
     /// snapshots (a shell that persists deliveries checkpoints the whole state after a snapshot).
     ///
-    /// A local write's record is made on each access (encoding it): journal with `encodeRecord(to:)`.
+    /// A local write's record is made on each access (encoding it): journal from `localWrite`.
     public var record: DeltaRecord? {
         switch content {
         case .record(let record): record
@@ -104,6 +104,12 @@ public struct Delivery: Sendable, Hashable {
         }
     }
 
+    /// For a local write, the write and whether it asks receivers for an acknowledgement (what its
+    /// record would hold, without making the record); `nil` for other deliveries.
+    package var localWrite: (update: KeyedDelta, requestsAcknowledgement: Bool)? {
+        if case .write(let write) = content { (write.update, write.requestsAcknowledgement) } else { nil }
+    }
+
     /// Whether the delivery carries a record (everything but snapshots).
     public var hasRecord: Bool {
         switch content {
@@ -111,22 +117,6 @@ public struct Delivery: Sendable, Hashable {
         case .write: true
         case .snapshot: false
         }
-    }
-
-    /// Appends the delivered record's encoding (the bytes `record?.encoded()` returns) to `writer`
-    /// without making the record, and returns its length (0 when there is none: a snapshot).
-    @discardableResult
-    public func encodeRecord(to writer: inout ByteWriter) -> Int {
-        let start = writer.count
-        switch content {
-        case .record(let record?): record.encode(to: &writer)
-        case .record(nil), .snapshot: break
-        case .write(let write):
-            DeltaRecord.encodeSingleWrite(
-                origin: origin, sequence: firstSequence, requestsAcknowledgement: write.requestsAcknowledgement,
-                update: write.update, to: &writer)
-        }
-        return writer.count - start
     }
 
     /// The keys the delivered record changed, in its order; for a snapshot, the keys of

@@ -99,7 +99,7 @@ public final class DeltaRecord: Sendable, Equatable, CustomStringConvertible {
     }
 
     /// `impliedTimestamp(of:)` of one update (a local write's: no array to make for it).
-    static func impliedTimestamp(of update: KeyedDelta) -> HLCTimestamp {
+    package static func impliedTimestamp(of update: KeyedDelta) -> HLCTimestamp {
         var latest = HLCTimestamp.zero
         switch update.value {
         case .register(let register):
@@ -119,21 +119,6 @@ public final class DeltaRecord: Sendable, Equatable, CustomStringConvertible {
     /// sequence and the flags byte (no span, no timestamp beyond its payload's, no key count).
     package static func singleWriteHeaderByteCount(origin: ReplicaID, sequence: UInt64) -> Int {
         varintByteCount(origin.rawValue) + varintByteCount(sequence) + 1
-    }
-
-    /// Writes what `encodeFields` writes for the record of one write, `sequence` by `origin`, whose
-    /// timestamp is the one its payload implies (every local write's record) without the record or
-    /// an array of its one update: origin, sequence, flags (acknowledgement requested or not), key,
-    /// payload.
-    static func encodeSingleWrite(
-        origin: ReplicaID, sequence: UInt64, requestsAcknowledgement: Bool, update: KeyedDelta,
-        to writer: inout ByteWriter
-    ) {
-        writer.writeVarint(origin.rawValue)
-        writer.writeVarint(sequence)
-        writer.writeByte(requestsAcknowledgement ? 1 : 0)
-        writer.writeString(update.key)
-        PayloadCodec.encode(update.value, to: &writer)
     }
 
     // origin firstSequence span flags [timestamp] updates(count (key value)*)
@@ -375,7 +360,7 @@ public struct SnapshotChunk: Sendable, Equatable {
     }
 
     /// The encoded size of one snapshot object: its key and its payload.
-    static func encodedByteCount(of object: KeyedDelta) -> Int {
+    package static func encodedByteCount(of object: KeyedDelta) -> Int {
         ReplicationMessage.stringByteCount(object.key) + PayloadCodec.encodedByteCount(of: object.value)
     }
 

@@ -97,7 +97,9 @@ public struct ReplicaStateMachine: Sendable {
         var isGroupOpen = false
         /// The open delta-group's writes, joined in place; its record in the log lags behind
         /// until `materializeOpenGroup` (at close, or when the log is read as a whole).
-        var openGroup: OpenGroup?
+        var openGroup: DeltaGroup?
+        /// Whether writes joined the open group since its record in the log was made.
+        var isOpenGroupAheadOfLog = false
         var pendingPush: [(record: DeltaRecord, sender: PeerID?)] = []
         /// `V` at the last flush, and what was delivered outside links since (repairs, snapshots).
         var lastFlushVector = VersionVector()
@@ -117,66 +119,6 @@ public struct ReplicaStateMachine: Sendable {
         var outOfOrderDrops = 0
 
         init(configuration: DomainConfiguration) { self.configuration = configuration }
-    }
-
-    /// The open delta-group of this replica's writes in one domain, joined write by write in
-    /// place. Re-encoding and re-joining the whole group into a new immutable `DeltaRecord` on
-    /// every write cost O(group) per write (a set or map group carries a dot per write, up to
-    /// `maximumGroupWrites`); the record is made once, when the group is read or closed.
-    struct OpenGroup: Sendable {
-        var firstSequence: UInt64
-        var lastSequence: UInt64
-        var timestamp: HLCTimestamp
-        var requestsAcknowledgement: Bool
-        /// Sorted by key; `values[i]` is the joined delta of `keys[i]`.
-        var keys: [String]
-        var values: [ObjectValue]
-        /// Whether writes were joined since the log's record was last made.
-        var isAheadOfLog = false
-
-        init(_ record: DeltaRecord) {
-            firstSequence = record.firstSequence
-            lastSequence = record.lastSequence
-            timestamp = record.timestamp
-            requestsAcknowledgement = record.requestsAcknowledgement
-            keys = record.updates.map(\.key)
-            values = record.updates.map(\.value)
-        }
-
-        var writeCount: UInt64 { lastSequence - firstSequence + 1 }
-
-        /// Joins the next write (sequence `lastSequence + 1`) into the group, in place.
-        mutating func join(
-            _ update: KeyedDelta, sequence: UInt64, timestamp recordTimestamp: HLCTimestamp,
-            requestsAcknowledgement wantsAcknowledgement: Bool
-        ) {
-            lastSequence = sequence
-            timestamp = max(timestamp, recordTimestamp)
-            requestsAcknowledgement = requestsAcknowledgement || wantsAcknowledgement
-            var low = 0
-            var high = keys.count
-            while low < high {
-                let mid = (low + high) / 2
-                if keys[mid] < update.key { low = mid + 1 } else { high = mid }
-            }
-            if low < keys.count && keys[low] == update.key {
-                values[low].merge(update.value)
-            } else {
-                keys.insert(update.key, at: low)
-                values.insert(update.value, at: low)
-            }
-            isAheadOfLog = true
-        }
-
-        /// The group as a record.
-        func record(origin: ReplicaID) -> DeltaRecord {
-            var updates: [KeyedDelta] = []
-            updates.reserveCapacity(keys.count)
-            for position in keys.indices { updates.append(KeyedDelta(key: keys[position], value: values[position])) }
-            return DeltaRecord(
-                origin: origin, firstSequence: firstSequence, lastSequence: lastSequence, timestamp: timestamp,
-                requestsAcknowledgement: requestsAcknowledgement, updates: updates)
-        }
     }
 
     struct PendingWrite: Sendable {
@@ -287,7 +229,7 @@ public struct ReplicaStateMachine: Sendable {
             domains: domains.map {
                 // The open group's writes joined since its record was made belong in the log too.
                 var log = $0.log
-                if let group = $0.openGroup, group.isAheadOfLog,
+                if let group = $0.openGroup, $0.isOpenGroupAheadOfLog,
                     log.last(of: replicaID)?.firstSequence == group.firstSequence
                 {
                     log.replaceLast(of: replicaID, with: group.record(origin: replicaID))
@@ -509,6 +451,7 @@ public struct ReplicaStateMachine: Sendable {
         {
             domains[index].openGroup!.join(
                 update, sequence: sequence, timestamp: recordTimestamp, requestsAcknowledgement: wantsAcknowledgement)
+            domains[index].isOpenGroupAheadOfLog = true
         } else {
             if domains[index].isGroupOpen, let open = materializeOpenGroup(domain: index) {
                 // The open group is closed by this write: it still has to be pushed.
@@ -520,7 +463,10 @@ public struct ReplicaStateMachine: Sendable {
                 requestsAcknowledgement: wantsAcknowledgement, updates: [update])
             domains[index].log.append(single, at: now)
             domains[index].isGroupOpen = true
-            if configuration.joinsLocalWrites { domains[index].openGroup = OpenGroup(single) }
+            if configuration.joinsLocalWrites {
+                domains[index].openGroup = DeltaGroup(single)
+                domains[index].isOpenGroupAheadOfLog = false
+            }
         }
         domains[index].log.enforce(
             maximumCount: configuration.maximumLogDeltas, maximumBytes: configuration.maximumLogBytes)
@@ -1369,8 +1315,10 @@ public struct ReplicaStateMachine: Sendable {
     /// group's, unless the log's cap evicted it, as before groups were joined in place).
     private mutating func materializeOpenGroup(domain index: Int) -> DeltaRecord? {
         guard let group = domains[index].openGroup else { return domains[index].log.last(of: replicaID) }
+        let isAheadOfLog = domains[index].isOpenGroupAheadOfLog
         domains[index].openGroup = nil
-        guard group.isAheadOfLog, domains[index].log.last(of: replicaID)?.firstSequence == group.firstSequence else {
+        domains[index].isOpenGroupAheadOfLog = false
+        guard isAheadOfLog, domains[index].log.last(of: replicaID)?.firstSequence == group.firstSequence else {
             return domains[index].log.last(of: replicaID)
         }
         let record = group.record(origin: replicaID)

@@ -304,9 +304,11 @@ public actor MeshNode: Service {
                     let records = try store.records(after: after, limit: 4_096)
                     guard let last = records.last else { break }
                     for stored in records {
-                        let row = try JournalRow.records(of: stored, limits: limits)
-                        for record in row.records where persisted.replay(record, in: row.domain) { replayed += 1 }
-                        journaledSinceCheckpoint += row.records.count
+                        let row = try JournalRow.entries(of: stored, limits: limits)
+                        for entry in row.entries {
+                            if persisted.replay(entry.record, in: row.domain) { replayed += 1 }
+                            journaledSinceCheckpoint += Int(clamping: entry.writeKeys?.count ?? 1)
+                        }
                         journaledBytesSinceCheckpoint += stored.bytes.count
                     }
                     after = last.sequence
@@ -708,18 +710,15 @@ public actor MeshNode: Service {
         // Not `let machine = replica`: a copy of the state machine per delivery retains all its storage.
         guard replica != nil, storageFailure == nil else { return }
         do {
-            if delivery.source == .local, delivery.hasRecord {
-                // Own writes gather into one row per commit; remote deltas keep a row each. A local
-                // write's record is encoded straight into the row (it has no record object of its own).
-                if !journalBatch.accepts(delivery.domain) { try flushJournalBatch() }
-                let byteCount = journalBatch.append(delivery)
+            if delivery.localWrite != nil {
+                // Own writes join into one group per row and commit (`JournalBatch`); remote deltas keep
+                // a row each.
+                if !journalBatch.accepts(delivery) { try flushJournalBatch() }
+                traffic.localDeltaBytes += UInt64(journalBatch.append(delivery))
                 scheduleBatchedCommit()
                 if journalBatch.isFull { try flushJournalBatch() }
                 ownWritesUncommitted = true
                 journaledSinceCheckpoint += 1
-                journaledBytesSinceCheckpoint += byteCount
-                traffic.localDeltaBytes += UInt64(
-                    byteCount - DeltaRecord.singleWriteHeaderByteCount(origin: delivery.origin, sequence: delivery.firstSequence))
             } else if let record = delivery.record {
                 try persist { _ = try $0.appendRecord(domain: delivery.domain, bytes: record.encoded()) }
                 journaledSinceCheckpoint += 1
@@ -762,6 +761,7 @@ public actor MeshNode: Service {
         guard !journalBatch.isEmpty else { return }
         let row = journalBatch.take()
         try persist { _ = try $0.appendRecord(domain: row.domain, bytes: row.bytes, span: row.count) }
+        journaledBytesSinceCheckpoint += row.bytes.count
     }
 
     /// Makes this node's own journaled writes durable before anything that may carry them leaves

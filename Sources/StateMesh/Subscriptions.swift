@@ -119,30 +119,46 @@ extension MeshNode {
             let seen = start.vectors[domain] ?? VersionVector()
             guard vector.excess(over: seen) > 0 else { continue }
             var covered = seen
-            var missed: [DeltaRecord] = []
+            var missed: [JournalEntry] = []
             var complete = journal != nil
-            for (name, record) in journal ?? [] where name == domain && record.lastSequence > covered[record.origin] {
+            for (name, entry) in journal ?? [] where name == domain {
+                let record = entry.record
+                guard record.lastSequence > covered[record.origin] else { continue }
                 guard record.firstSequence <= covered[record.origin] + 1 else {
                     complete = false  // the history starts after what the consumer saw
                     break
                 }
                 covered[record.origin] = record.lastSequence
-                missed.append(record)
+                missed.append(entry)
             }
             complete = complete && vector.excess(over: covered) == 0
             if complete {
                 var current = seen
-                for record in missed {
-                    current[record.origin] = record.lastSequence
-                    position.vectors[domain] = current
-                    for update in record.updates {
-                        guard let address = try? MeshAddress(domain: domain, path: update.key), pattern.matches(address)
-                        else { continue }
-                        events.append(
-                            ChangeEvent(
-                                address: address, value: machine.value(of: update.key, in: domain),
-                                origin: record.origin, kind: record.origin == machine.replicaID ? .local : .remote,
-                                position: position))
+                func append(_ key: String, origin: ReplicaID) {
+                    guard let address = try? MeshAddress(domain: domain, path: key), pattern.matches(address) else {
+                        return
+                    }
+                    events.append(
+                        ChangeEvent(
+                            address: address, value: machine.value(of: key, in: domain), origin: origin,
+                            kind: origin == machine.replicaID ? .local : .remote, position: position))
+                }
+                for entry in missed {
+                    let record = entry.record
+                    if let writeKeys = entry.writeKeys {
+                        // Own writes joined in a group row: one event per write after the consumer's position.
+                        let seenThrough = current[record.origin]
+                        for (offset, key) in writeKeys.enumerated() {
+                            let sequence = record.firstSequence + UInt64(offset)
+                            guard sequence > seenThrough else { continue }
+                            current[record.origin] = sequence
+                            position.vectors[domain] = current
+                            append(key, origin: record.origin)
+                        }
+                    } else {
+                        current[record.origin] = record.lastSequence
+                        position.vectors[domain] = current
+                        for update in record.updates { append(update.key, origin: record.origin) }
                     }
                 }
             } else {
@@ -164,11 +180,11 @@ extension MeshNode {
     }
 
     /// The change history (journaled deliveries, oldest first), or `nil` when storage cannot be read.
-    private func history() -> [(domain: String, record: DeltaRecord)]? {
+    private func history() -> [(domain: String, entry: JournalEntry)]? {
         guard let store, storageFailure == nil else { return nil }
         var limits = configuration.replication.codecLimits
         limits.maximumInputBytes = Int.max
-        var result: [(domain: String, record: DeltaRecord)] = []
+        var result: [(domain: String, entry: JournalEntry)] = []
         var after: Int64 = 0
         do {
             // Own writes not yet in the store are part of the history too.
@@ -177,8 +193,8 @@ extension MeshNode {
                 let page = try store.records(after: after, limit: 4_096)
                 guard let last = page.last else { break }
                 for stored in page {
-                    let row = try JournalRow.records(of: stored, limits: limits)
-                    for record in row.records { result.append((row.domain, record)) }
+                    let row = try JournalRow.entries(of: stored, limits: limits)
+                    for entry in row.entries { result.append((row.domain, entry)) }
                 }
                 after = last.sequence
             }

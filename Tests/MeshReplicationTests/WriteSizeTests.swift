@@ -31,12 +31,11 @@ func deltaByteCountIsKeyAndPayload(replicaID: ReplicaID) throws {
     }
 }
 
-/// A local write's delivery encodes, without making a record, exactly the bytes of the record it
-/// stands for (what the node journals), whether the write joined the open delta-group or opened one
-/// (ticks close groups), with and without an acknowledgement requested; and the encoding decodes
-/// back to that record.
+/// A local write's delivery carries exactly the write of the record it stands for (what the node
+/// journals into its own group), whether the write joined the open delta-group or opened one (ticks
+/// close groups), with and without an acknowledgement requested; and that record round-trips.
 @Test(arguments: [ReplicaID(1), ReplicaID(300), ReplicaID(UInt64.max >> 1)])
-func localDeliveryEncodesItsRecord(replicaID: ReplicaID) throws {
+func localDeliveryCarriesItsWrite(replicaID: ReplicaID) throws {
     var machine = ReplicaStateMachine(
         replicaID: replicaID, domains: [DomainConfiguration(name: "d")], peers: [PeerID(replicaID.rawValue &+ 1)],
         configuration: ReplicationConfiguration(), seed: 1)
@@ -58,12 +57,12 @@ func localDeliveryEncodesItsRecord(replicaID: ReplicaID) throws {
             let record = try #require(delivery.record)
             #expect(delivery.hasRecord)
             #expect(delivery.keys == ["\(key)\(round % 3)"])
-            var writer = ByteWriter()
-            writer.writeByte(0xAB)  // encodes after what the writer holds
-            let count = delivery.encodeRecord(to: &writer)
-            #expect(count == record.encodedByteCount)
-            #expect(Array(writer.bytes.dropFirst()) == record.encoded())
-            #expect(try DeltaRecord.decoded(Array(writer.bytes.dropFirst()), limits: .default) == record)
+            let write = try #require(delivery.localWrite)
+            #expect(record.updates == [write.update])
+            #expect(record.requestsAcknowledgement == write.requestsAcknowledgement)
+            #expect(record.requestsAcknowledgement == (position % 2 == 0))
+            #expect(record.firstSequence == delivery.firstSequence && record.lastSequence == delivery.firstSequence)
+            #expect(try DeltaRecord.decoded(record.encoded(), limits: .default) == record)
             #expect(outcome.recordByteCount == record.encodedByteCount)
         }
         // Ticks close the open group now and then: later writes open the next one.
