@@ -304,7 +304,7 @@ public actor MeshNode: Service {
                     let records = try store.records(after: after, limit: 4_096)
                     guard let last = records.last else { break }
                     for stored in records {
-                        let row = try JournalRow.entries(of: stored, limits: limits)
+                        let row = try JournalRow.entries(domain: stored.domain, bytes: stored.bytes, limits: limits)
                         for entry in row.entries {
                             if persisted.replay(entry.record, in: row.domain) { replayed += 1 }
                             journaledSinceCheckpoint += Int(clamping: entry.writeKeys?.count ?? 1)

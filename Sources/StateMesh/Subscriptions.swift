@@ -193,7 +193,7 @@ extension MeshNode {
                 let page = try store.records(after: after, limit: 4_096)
                 guard let last = page.last else { break }
                 for stored in page {
-                    let row = try JournalRow.entries(of: stored, limits: limits)
+                    let row = try JournalRow.entries(domain: stored.domain, bytes: stored.bytes, limits: limits)
                     for entry in row.entries { result.append((row.domain, entry)) }
                 }
                 after = last.sequence

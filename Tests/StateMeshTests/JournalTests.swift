@@ -1,7 +1,6 @@
 import MeshCRDT
 import MeshCodec
 import MeshReplication
-import MeshStorage
 import Testing
 
 @testable import StateMesh
@@ -53,8 +52,7 @@ struct JournalTests {
         let row = batch.take()
         #expect(batch.isEmpty)
         #expect(row.count == writes.count)
-        let stored = StoredRecord(sequence: 1, domain: row.domain, bytes: row.bytes)
-        let decoded = try JournalRow.entries(of: stored, limits: .default)
+        let decoded = try JournalRow.entries(domain: row.domain, bytes: row.bytes, limits: .default)
         #expect(decoded.domain == domain)
         let entry = try #require(decoded.entries.count == 1 ? decoded.entries.first : nil)
         #expect(entry.writeKeys == writes.map(\.key))
@@ -127,13 +125,11 @@ struct JournalTests {
             records.append(record)
             bytes.writeLengthPrefixed(record.encoded())
         }
-        let old = try JournalRow.entries(
-            of: StoredRecord(sequence: 1, domain: JournalRow.batchDomain(domain), bytes: bytes.bytes), limits: .default)
+        let old = try JournalRow.entries(domain: JournalRow.batchDomain(domain), bytes: bytes.bytes, limits: .default)
         #expect(old.domain == domain)
         #expect(old.entries.map(\.record) == records)
         #expect(old.entries.allSatisfy { $0.writeKeys == nil })
-        let remote = try JournalRow.entries(
-            of: StoredRecord(sequence: 2, domain: domain, bytes: records[0].encoded()), limits: .default)
+        let remote = try JournalRow.entries(domain: domain, bytes: records[0].encoded(), limits: .default)
         #expect(remote.domain == domain && remote.entries.map(\.record) == [records[0]])
     }
 
@@ -149,8 +145,7 @@ struct JournalTests {
         let row = batch.take()
         #expect(row.bytes.suffix(3) == [0, 1, 0])
         func decode(_ bytes: [UInt8]) throws(CodecError) {
-            _ = try JournalRow.entries(
-                of: StoredRecord(sequence: 1, domain: row.domain, bytes: bytes), limits: .default)
+            _ = try JournalRow.entries(domain: row.domain, bytes: bytes, limits: .default)
         }
         try decode(row.bytes)
         var beyond = row.bytes
