@@ -18,6 +18,12 @@ public struct KeyedDelta: Sendable, Equatable {
         self.key = key
         self.value = value
     }
+
+    /// The size of its encoding (key, then payload), computed without encoding: what a write
+    /// carries, and what a snapshot object takes in its chunk.
+    package var encodedByteCount: Int {
+        ReplicationMessage.stringByteCount(key) + PayloadCodec.encodedByteCount(of: value)
+    }
 }
 
 /// A delta or delta-group of one origin as it travels and sits in the log: the
@@ -359,13 +365,8 @@ public struct SnapshotChunk: Sendable, Equatable {
         self.objectsByteCount = objectsByteCount
     }
 
-    /// The encoded size of one snapshot object: its key and its payload.
-    package static func encodedByteCount(of object: KeyedDelta) -> Int {
-        ReplicationMessage.stringByteCount(object.key) + PayloadCodec.encodedByteCount(of: object.value)
-    }
-
     static func encodedByteCount(of objects: [KeyedDelta]) -> Int {
-        objects.reduce(0) { $0 + encodedByteCount(of: $1) }
+        objects.reduce(0) { $0 + $1.encodedByteCount }
     }
 }
 

@@ -1152,7 +1152,7 @@ public struct ReplicaStateMachine: Sendable {
         for key in objects.keys.sorted() {
             guard let value = objects[key] else { continue }
             let object = KeyedDelta(key: key, value: value)
-            let size = SnapshotChunk.encodedByteCount(of: object)
+            let size = object.encodedByteCount
             if !current.isEmpty && bytes + size > configuration.snapshotChunkBytes {
                 chunks.append((current, bytes))
                 current = []

@@ -42,7 +42,7 @@ struct JournalBatch {
     mutating func append(_ delivery: Delivery) -> Int {
         guard let write = delivery.localWrite else { preconditionFailure("a journal batch holds local writes") }
         precondition(accepts(delivery), "a journal batch holds consecutive writes of one origin in one domain")
-        let deltaByteCount = SnapshotChunk.encodedByteCount(of: write.update)
+        let deltaByteCount = write.update.encodedByteCount
         byteCount +=
             DeltaRecord.singleWriteHeaderByteCount(origin: delivery.origin, sequence: delivery.firstSequence)
             + deltaByteCount
