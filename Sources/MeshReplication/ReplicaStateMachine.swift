@@ -1302,6 +1302,23 @@ public struct ReplicaStateMachine: Sendable {
         return actions
     }
 
+    /// The last of this replica's writes `after...through` that no own record of `pending` covers,
+    /// or 0 when every one is covered.
+    static func lastUnpushedOwnSequence(
+        after flushed: UInt64, through written: UInt64,
+        pending: [(record: DeltaRecord, sender: PeerID?)], replica: ReplicaID
+    ) -> UInt64 {
+        guard written > flushed else { return 0 }
+        var covered = flushed
+        var unpushed: UInt64 = 0
+        // Own records enter `pending` in sequence order (a group is pushed when it closes).
+        for item in pending where item.record.origin == replica && item.record.lastSequence > covered {
+            if item.record.firstSequence > covered + 1 { unpushed = item.record.firstSequence - 1 }
+            covered = item.record.lastSequence
+        }
+        return written > covered ? written : unpushed
+    }
+
     private mutating func closeOpenGroup(domain index: Int) {
         guard domains[index].isGroupOpen else { return }
         domains[index].isGroupOpen = false
@@ -1332,9 +1349,17 @@ public struct ReplicaStateMachine: Sendable {
         for index in domains.indices {
             closeOpenGroup(domain: index)
             let pending = domains[index].pendingPush
-            let extras = domains[index].pendingExtras
+            var extras = domains[index].pendingExtras
             domains[index].pendingPush = []
             domains[index].pendingExtras = VersionVector()
+            // Own writes whose group the log evicted before it could be pushed (a tiny log cap)
+            // never travel on a link: like deliveries outside links, they are a dependency of the
+            // next batch on every link, or a receiver could deliver a relayed record that depends on
+            // them before them (a causal violation FuzzSchedule found).
+            let unpushedOwn = Self.lastUnpushedOwnSequence(
+                after: domains[index].lastFlushVector[replicaID], through: domains[index].vector[replicaID],
+                pending: pending, replica: replicaID)
+            if unpushedOwn > extras[replicaID] { extras[replicaID] = unpushedOwn }
             // `V` at the last flush plus what was delivered outside links since: the start of a
             // new link. Only a new link needs it, so it is computed on first use.
             var base: VersionVector?

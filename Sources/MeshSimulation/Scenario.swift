@@ -1,9 +1,9 @@
 import MeshReplication
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Processors available to this process now.
@@ -115,5 +115,34 @@ public struct Scenario: Sendable, Hashable {
         configuration.repairDelayMilliseconds = repairDelayIntervals * intervalMilliseconds
         configuration.sharesMergeResults = sharesMergeResults
         return configuration
+    }
+}
+
+extension Scenario {
+    /// The scenario and script a fuzz input stands for (the `FuzzSchedule` target): the first eight
+    /// bytes shape the scenario (nodes, writes, domains, fault rates, partitions, crashes, skew,
+    /// strategy, log and buffer caps), and every later byte steers one random decision of the
+    /// simulator. `nil` for inputs shorter than eight bytes. Every step is checked.
+    public static func fuzzed(_ bytes: [UInt8]) -> (scenario: Scenario, script: [UInt8])? {
+        guard bytes.count >= 8 else { return nil }
+        var scenario = Scenario()
+        scenario.nodes = 2 + Int(bytes[0] % 6)
+        scenario.writes = 5 + Int(bytes[1] % 40)
+        scenario.domains = 1 + Int(bytes[2] % 2)
+        scenario.mixesEventualDomains = bytes[2] & 0x80 != 0
+        scenario.loss = Double(bytes[3] % 64) / 200
+        scenario.duplicate = Double(bytes[4] % 64) / 200
+        scenario.reorder = Double(bytes[5] % 64) / 160
+        scenario.partitions = Int(bytes[6] % 4)
+        scenario.crashes = Int((bytes[6] >> 2) % 3)
+        scenario.skewMilliseconds = bytes[6] & 0x80 != 0 ? 300_000 : 0
+        scenario.replication.strategy = bytes[7] & 1 == 0 ? .plumtree : .classic
+        scenario.replication.maximumLogDeltas = 8 + Int(bytes[7] >> 1)
+        scenario.replication.maximumBufferedDeltas = 4 + Int(bytes[7] >> 3)
+        scenario.writeConcernFraction = bytes[5] & 0x80 != 0 ? 0.3 : 0
+        scenario.writeIntervals = 10
+        scenario.checksEveryStep = true
+        scenario.seed = 1
+        return (scenario, Array(bytes[8...]))
     }
 }

@@ -674,6 +674,53 @@ struct SnapshotTests {
         #expect(reader.metrics(of: "d")?.snapshotsInstalled == 1)
     }
 
+    @Test("an own write the log evicted before it was pushed is a dependency of the next batch on an existing link")
+    func evictedOwnWriteIsALinkDependency() throws {
+        var writer = replica(a, peers: [b, c]) { $0.maximumLogDeltas = 2 }
+        var third = replica(c, peers: [a, b])
+        _ = try writer.write(.increment(1), to: "k", in: "d", now: at(0))
+        #expect(pushedRecords(writer.tick(now: at(0)), to: b).map(\.lastSequence) == [1], "the link to b is open")
+        _ = try writer.write(.increment(1), to: "k", in: "d", now: at(10))
+        // Three records of c arrive outside the links and push a's second write out of the log of two.
+        var records: [DeltaRecord] = []
+        for step in 0..<3 {
+            _ = try third.write(.increment(1), to: "c\(step)", in: "d", now: at(11 + UInt64(step)))
+            records += pushedRecords(third.tick(now: at(11 + UInt64(step))), to: a)
+        }
+        #expect(records.count == 3)
+        _ = writer.receive(repair(records), from: c, now: at(15))
+        _ = try writer.write(.increment(1), to: "k", in: "d", now: at(20))
+        let batches = sends(writer.tick(now: at(20))).compactMap { message, peer -> (LinkHeader, [DeltaRecord])? in
+            guard peer == b, case .deltas(_, let link?, let records) = message else { return nil }
+            return (link, records)
+        }
+        let (link, pushed) = try #require(batches.first)
+        // a:2 went nowhere: b must not deliver what follows on the link (here a:3) before it has a:2.
+        #expect(!pushed.contains { $0.origin == a && $0.firstSequence <= 2 })
+        #expect(pushed.contains { $0.origin == a && $0.lastSequence == 3 })
+        #expect(link.dependencies.contains { $0.replica == a && $0.counter == 2 })
+    }
+
+    @Test("the last own write not covered by a pushed record: none, a gap before a pushed record, the newest")
+    func lastUnpushedOwnSequence() {
+        func record(_ origin: ReplicaID, _ first: UInt64, _ last: UInt64) -> (record: DeltaRecord, sender: PeerID?) {
+            (
+                DeltaRecord(
+                    origin: origin, firstSequence: first, lastSequence: last, timestamp: .zero,
+                    requestsAcknowledgement: false, updates: []), nil
+            )
+        }
+        let check = ReplicaStateMachine.lastUnpushedOwnSequence
+        #expect(check(4, 4, [], a) == 0)
+        #expect(check(4, 6, [record(a, 5, 6)], a) == 0)
+        #expect(check(4, 6, [record(b, 1, 9), record(a, 5, 5), record(a, 6, 6)], a) == 0)
+        #expect(check(4, 6, [], a) == 6)
+        #expect(check(4, 6, [record(a, 6, 6)], a) == 5)
+        #expect(check(4, 9, [record(a, 6, 6), record(a, 8, 8)], a) == 9)
+        #expect(check(4, 8, [record(a, 6, 6), record(a, 8, 8)], a) == 7)
+        #expect(check(4, 6, [record(a, 5, 5)], a) == 6)
+    }
+
     @Test("a snapshot's deliveries name the objects it changed, once, on the last origin it advanced")
     func snapshotNamesItsChanges() throws {
         var writer = replica(a, peers: [b, c]) { $0.maximumLogDeltas = 2 }
