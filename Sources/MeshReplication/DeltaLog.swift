@@ -195,11 +195,12 @@ struct DeltaLog: Sendable {
         // along the chain) are stepped over.
         var position = livePosition(newest[origin])
         var oldest: Int?
-        var skippedRecent = false
+        // The first sequence of the oldest record stepped over as recent.
+        var oldestRecentFirst: UInt64?
         while let current = position, slots[current].lastSequence > after {
             oldest = current
             if let cutoff, slots[current].deliveredAt > cutoff {
-                skippedRecent = true
+                oldestRecentFirst = slots[current].record!.firstSequence
                 result.removeSubrange(start...)
             } else {
                 result.append(
@@ -226,10 +227,16 @@ struct DeltaLog: Sendable {
             end += 1
         }
         result.removeSubrange(end...)
-        // Short of `upTo` with nothing held back as recent: the log lacks the rest.
-        if covered < upTo && !skippedRecent {
-            result.removeSubrange(start...)
-            return false
+        // Short of `upTo`, what is left must be exactly the records held back as recent, right
+        // after the ones returned. A gap before them is a hole in the log (sequences a snapshot
+        // delivered, or evicted ones): the caller's delivery order skips it, and records delivered
+        // after it may depend on it, so the log cannot answer (a repair that sent the prefix
+        // delivered a record before its dependency; found by FuzzSchedule).
+        if covered < upTo {
+            guard let first = oldestRecentFirst, first <= covered + 1 else {
+                result.removeSubrange(start...)
+                return false
+            }
         }
         return true
     }

@@ -42,6 +42,26 @@ struct DeltaLogTests {
         #expect(entries.count == 2, "a compacted request appends nothing")
     }
 
+    @Test("records held back as recent must follow the ones returned: a hole before them is no answer")
+    func holeBeforeRecentRecords() {
+        let origin = ReplicaID(5)
+        let other = ReplicaID(6)
+        var log = DeltaLog()
+        log.append(record(origin, 1), at: Instant(milliseconds: 0))
+        // Sequences 2 and 3 came in a snapshot (not logged); later records may depend on them.
+        log.append(record(other, 1), at: Instant(milliseconds: 10))
+        log.append(record(origin, 4), at: Instant(milliseconds: 100))
+        var entries: [DeltaLog.Entry] = []
+        #expect(!log.appendRecords(of: origin, after: 0, upTo: 4, deliveredBy: Instant(milliseconds: 50), to: &entries))
+        #expect(entries.isEmpty)
+        // Without the hole the old record goes, and the recent one is held back.
+        var whole = DeltaLog()
+        whole.append(record(origin, 1, 3), at: Instant(milliseconds: 0))
+        whole.append(record(origin, 4), at: Instant(milliseconds: 100))
+        #expect(whole.appendRecords(of: origin, after: 0, upTo: 4, deliveredBy: Instant(milliseconds: 50), to: &entries))
+        #expect(entries.map(\.record.lastSequence) == [3])
+    }
+
     @Test("truncating at a stable vector drops exactly the covered records")
     func truncationDropsCoveredRecords() {
         var log = DeltaLog()
@@ -200,7 +220,7 @@ private struct LogModel {
         var covered = after
         var taken: [Entry] = []
         for entry in mine where covered < upTo {
-            if let cutoff, entry.deliveredAt > cutoff { return taken }
+            if let cutoff, entry.deliveredAt > cutoff { return entry.record.firstSequence <= covered + 1 ? taken : nil }
             if entry.record.firstSequence > covered + 1 { return nil }
             covered = max(covered, entry.record.lastSequence)
             taken.append(entry)
